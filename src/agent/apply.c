@@ -1,0 +1,610 @@
+/* Applying a client's changes beneath the root: directories, symlinks,
+ * files (whole or delta, via temp file + rename), attributes, deletes,
+ * renames. Every path is resolved with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS), then the last component is handled with *at()
+ * calls relative to its parent, never by a path string. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "delta.h"
+#include "log.h"
+#include "path.h"
+
+#define IO_CHUNK (1u << 20)
+
+static bool is_fatal(int errnum)
+{
+	return errnum == ENOSPC || errnum == EDQUOT || errnum == EROFS || errnum == EIO;
+}
+
+int agent_report(struct agent *a, int errnum, const char *path, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	uint8_t flags = 0;
+	if (is_fatal(errnum)) {
+		flags |= ERROR_FATAL;
+		a->failed = true;
+	}
+	if (errnum == EBADMSG)
+		flags |= ERROR_RETRY;
+	a->errors++;
+	/* Bounded, so a flood of failures cannot fill the pipe while the
+	 * client is still writing to us. */
+	if (a->errors_sent < AGENT_MAX_REPORTED_ERRORS || (flags & ERROR_RETRY)) {
+		a->errors_sent++;
+		struct enc e;
+		wire_begin(&a->w, &e);
+		enc_uvar(&e, (uint64_t)errnum);
+		enc_u8(&e, flags);
+		enc_str(&e, path ? path : "");
+		enc_str(&e, msg);
+		if (!wire_end(&a->w, &e, MSG_ERROR, 0))
+			wire_flush(&a->w);
+	}
+	return -errnum;
+}
+
+int agent_open_beneath(struct agent *a, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd = syscall(SYS_openat2, a->root_fd, path, &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+void agent_drop_parent(struct agent *a)
+{
+	if (a->parent_fd >= 0 && a->parent_fd != a->root_fd)
+		close(a->parent_fd);
+	a->parent_fd = -1;
+	a->parent_path[0] = '\0';
+}
+
+/* The directory holding path, opened beneath the root (cached: changes
+ * arrive sorted, so consecutive paths share it). Returns a borrowed fd. */
+static int parent_of(struct agent *a, const char *path, const char **base)
+{
+	size_t dlen = path_dir_len(path);
+	*base = path_base(path);
+	if (dlen == 0)
+		return a->root_fd;
+	if (a->parent_fd >= 0 && strlen(a->parent_path) == dlen &&
+	    memcmp(a->parent_path, path, dlen) == 0)
+		return a->parent_fd;
+	agent_drop_parent(a);
+	char dir[PATH_MAX];
+	memcpy(dir, path, dlen);
+	dir[dlen] = '\0';
+	int fd = agent_open_beneath(a, dir, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	a->parent_fd = fd;
+	memcpy(a->parent_path, dir, dlen + 1);
+	return fd;
+}
+
+/* Paths a client may not touch: our state, and names of our temp files. */
+static bool reserved(const char *path)
+{
+	size_t n = strlen(STATE_DIR);
+	if (strncmp(path, STATE_DIR, n) == 0 && (path[n] == '\0' || path[n] == '/'))
+		return true;
+	return strncmp(path_base(path), AGENT_TMP_PREFIX, strlen(AGENT_TMP_PREFIX)) == 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Record path as it now is on disk, with the content hash we know. */
+static int record_now(struct agent *a, int dirfd, const char *base, const char *path,
+		      const uint8_t *hash, const char *link)
+{
+	struct stat st;
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	struct entry e = { .path = (char *)path, .link = (char *)link };
+	entry_set_stat(&e, &st);
+	if (hash)
+		memcpy(e.hash, hash, 16);
+	return agent_record(a, &e);
+}
+
+static int set_times(int dirfd, const char *base, int64_t mtime_ns)
+{
+	struct timespec ts[2] = {
+		{ .tv_nsec = UTIME_OMIT },
+		{ .tv_sec = mtime_ns / 1000000000LL, .tv_nsec = mtime_ns % 1000000000LL },
+	};
+	if (ts[1].tv_nsec < 0) {
+		ts[1].tv_sec--;
+		ts[1].tv_nsec += 1000000000LL;
+	}
+	return utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* A fresh temp name in dirfd: created by create(dirfd, name), which
+ * returns >= 0 or -errno (-EEXIST: try another name). */
+static int make_temp(int dirfd, char name[64], int (*create)(int, const char *, void *), void *arg)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t rnd;
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			return -errno;
+		snprintf(name, 64, "%s%016llx", AGENT_TMP_PREFIX, (unsigned long long)rnd);
+		int rc = create(dirfd, name, arg);
+		if (rc != -EEXIST)
+			return rc;
+	}
+	return -EEXIST;
+}
+
+static int create_file(int dirfd, const char *name, void *arg)
+{
+	(void)arg;
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+static int create_symlink(int dirfd, const char *name, void *target)
+{
+	return symlinkat(target, dirfd, name) < 0 ? -errno : 0;
+}
+
+/* --- files ------------------------------------------------------------ */
+
+void agent_file_abort(struct agent *a)
+{
+	struct agent_file *f = &a->cur;
+	if (f->fd >= 0) {
+		close(f->fd);
+		unlinkat(f->dirfd, f->tmpname, 0);
+	}
+	if (f->basis_fd >= 0)
+		close(f->basis_fd);
+	if (f->dirfd >= 0 && f->dirfd != a->root_fd)
+		close(f->dirfd);
+	XXH3_freeState(f->hs);
+	memset(f, 0, sizeof(*f));
+	f->fd = f->basis_fd = f->dirfd = -1;
+}
+
+static int file_fail(struct agent *a, int rc, const char *what)
+{
+	struct agent_file *f = &a->cur;
+	f->err = rc;
+	if (f->fd >= 0) {
+		close(f->fd);
+		unlinkat(f->dirfd, f->tmpname, 0);
+		f->fd = -1;
+	}
+	return agent_report(a, -rc, f->path, "%s %s in %s: %s", what, f->path, a->root_path,
+			    strerror(-rc));
+}
+
+static int file_write(struct agent *a, const uint8_t *p, size_t n)
+{
+	struct agent_file *f = &a->cur;
+	if (f->err)
+		return 0;
+	if (f->written + n > f->want.size)
+		return file_fail(a, -EBADMSG, "more data than announced for");
+	int rc = write_all(f->fd, p, n);
+	if (rc)
+		return file_fail(a, rc, "writing");
+	XXH3_128bits_update(f->hs, p, n);
+	f->written += n;
+	return 0;
+}
+
+static int file_copy(struct agent *a, uint64_t block, uint64_t count)
+{
+	struct agent_file *f = &a->cur;
+	if (f->err)
+		return 0;
+	uint64_t bl = f->block_len;
+	if (f->basis_fd < 0 || bl == 0 || count == 0 || block > f->basis_size / bl ||
+	    count > (f->basis_size + bl - 1) / bl - block)
+		return file_fail(a, -EBADMSG, "bad block reference for");
+	uint64_t off = block * bl;
+	uint64_t end = off + count * bl;
+	if (end > f->basis_size)
+		end = f->basis_size;
+	while (off < end) {
+		size_t n = end - off > IO_CHUNK ? IO_CHUNK : (size_t)(end - off);
+		ssize_t r = pread(f->basis_fd, a->io, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) /* the basis shrank under us: the hash check will fail */
+			return file_fail(a, r < 0 ? -errno : -EBADMSG, "reading the old version of");
+		int rc = file_write(a, a->io, (size_t)r);
+		if (rc || f->err)
+			return rc;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+static int file_begin(struct agent *a, struct dec *d)
+{
+	struct agent_file *f = &a->cur;
+	agent_file_abort(a);
+	f->active = true;
+	dec_path(d, f->path);
+	f->want.path = f->path;
+	f->want.type = ENTRY_FILE;
+	f->want.mode = (uint32_t)dec_uvar(d) & 07777;
+	f->want.size = dec_uvar(d);
+	f->want.mtime_ns = dec_svar(d);
+	dec_fixed(d, f->want.hash, 16);
+	uint8_t kind = dec_u8(d);
+	f->inline_data = kind == FILE_INLINE;
+	if (kind == FILE_DELTA)
+		f->block_len = (uint32_t)dec_uvar(d);
+	if (d->err || kind > FILE_INLINE || (kind == FILE_DELTA && f->block_len == 0))
+		return -EPROTO;
+	if (a->failed) {
+		f->err = -ECANCELED;
+		return 0;
+	}
+	if (reserved(f->path))
+		return file_fail(a, -EPERM, "refusing to write");
+	f->hs = XXH3_createState();
+	if (!f->hs)
+		return file_fail(a, -ENOMEM, "writing");
+	XXH3_128bits_reset(f->hs);
+	const char *base;
+	int dirfd = parent_of(a, f->path, &base);
+	if (dirfd < 0)
+		return file_fail(a, dirfd, "cannot reach the directory of");
+	/* Own a duplicate: the parent cache may move on before FEND. */
+	f->dirfd = dirfd == a->root_fd ? a->root_fd : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (f->dirfd < 0)
+		return file_fail(a, -errno, "writing");
+	int rc = agent_mark_dirty(a);
+	if (rc)
+		return file_fail(a, rc, "marking state for");
+	f->fd = make_temp(f->dirfd, f->tmpname, create_file, NULL);
+	if (f->fd < 0) {
+		rc = f->fd;
+		f->fd = -1;
+		return file_fail(a, rc, "creating a temp file for");
+	}
+	if (kind == FILE_DELTA) {
+		f->basis_fd = agent_open_beneath(a, f->path, O_RDONLY);
+		struct stat st;
+		if (f->basis_fd < 0 || fstat(f->basis_fd, &st) < 0)
+			return file_fail(a, -EBADMSG, "no old version to patch for");
+		f->basis_size = (uint64_t)st.st_size;
+	}
+	if (kind == FILE_INLINE) {
+		size_t n;
+		const uint8_t *p = dec_rest(d, &n);
+		return file_write(a, p, n);
+	}
+	return 0;
+}
+
+static int file_end(struct agent *a)
+{
+	struct agent_file *f = &a->cur;
+	int rc = 0;
+	if (!f->active)
+		return -EPROTO;
+	if (f->err)
+		goto out;
+	uint8_t got[16];
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(f->hs));
+	memcpy(got, c.digest, 16);
+	if (f->written != f->want.size || memcmp(got, f->want.hash, 16) != 0) {
+		/* A delta built on a colliding block, or the file changed on
+		 * the client while it was sent: either way, not this. */
+		rc = file_fail(a, -EBADMSG, "content did not verify for");
+		goto out;
+	}
+	if (fchmod(f->fd, f->want.mode) < 0) {
+		rc = file_fail(a, -errno, "setting the mode of");
+		goto out;
+	}
+	struct timespec ts[2] = {
+		{ .tv_nsec = UTIME_OMIT },
+		{ .tv_sec = f->want.mtime_ns / 1000000000LL, .tv_nsec = f->want.mtime_ns % 1000000000LL },
+	};
+	if (ts[1].tv_nsec < 0) {
+		ts[1].tv_sec--;
+		ts[1].tv_nsec += 1000000000LL;
+	}
+	futimens(f->fd, ts);
+	if (close(f->fd) < 0) { /* NFS and friends report write errors here */
+		f->fd = -1;
+		unlinkat(f->dirfd, f->tmpname, 0);
+		rc = agent_report(a, errno, f->path, "writing %s in %s: %s", f->path, a->root_path,
+				  strerror(errno));
+		goto out;
+	}
+	f->fd = -1;
+	const char *base = path_base(f->path);
+	if (renameat(f->dirfd, f->tmpname, f->dirfd, base) < 0) {
+		rc = -errno;
+		unlinkat(f->dirfd, f->tmpname, 0);
+		rc = agent_report(a, -rc, f->path, "cannot replace %s in %s: %s", f->path,
+				  a->root_path, strerror(-rc));
+		goto out;
+	}
+	rc = record_now(a, f->dirfd, base, f->path, f->want.hash, NULL);
+out:
+	agent_file_abort(a);
+	return rc;
+}
+
+/* --- other changes ---------------------------------------------------- */
+
+static int op_mkdir(struct agent *a, const char *path, uint32_t mode)
+{
+	const char *base;
+	int dirfd = parent_of(a, path, &base);
+	if (dirfd < 0)
+		return agent_report(a, -dirfd, path, "cannot reach the directory of %s in %s: %s",
+				    path, a->root_path, strerror(-dirfd));
+	if (mkdirat(dirfd, base, mode) < 0 && errno != EEXIST)
+		return agent_report(a, errno, path, "cannot create directory %s in %s: %s", path,
+				    a->root_path, strerror(errno));
+	int fd = agent_open_beneath(a, path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return agent_report(a, -fd, path, "cannot create directory %s in %s: %s", path,
+				    a->root_path, strerror(-fd));
+	fchmod(fd, mode);
+	close(fd);
+	return record_now(a, dirfd, base, path, NULL, NULL);
+}
+
+static int op_symlink(struct agent *a, const char *path, const char *target, int64_t mtime)
+{
+	const char *base;
+	int dirfd = parent_of(a, path, &base);
+	if (dirfd < 0)
+		return agent_report(a, -dirfd, path, "cannot reach the directory of %s in %s: %s",
+				    path, a->root_path, strerror(-dirfd));
+	char tmp[64];
+	int rc = agent_mark_dirty(a);
+	if (!rc)
+		rc = make_temp(dirfd, tmp, create_symlink, (void *)target);
+	if (!rc) {
+		set_times(dirfd, tmp, mtime);
+		if (renameat(dirfd, tmp, dirfd, base) < 0) {
+			rc = -errno;
+			unlinkat(dirfd, tmp, 0);
+		}
+	}
+	if (rc)
+		return agent_report(a, -rc, path, "cannot create symlink %s in %s: %s", path,
+				    a->root_path, strerror(-rc));
+	uint8_t hash[16];
+	hash_mem(target, strlen(target), hash);
+	return record_now(a, dirfd, base, path, hash, target);
+}
+
+static int op_setattr(struct agent *a, const char *path, uint32_t mode, int64_t mtime)
+{
+	const struct entry *known = agent_lookup(a, path);
+	const char *base;
+	int dirfd = parent_of(a, path, &base);
+	if (dirfd < 0)
+		return agent_report(a, -dirfd, path, "cannot reach %s in %s: %s", path,
+				    a->root_path, strerror(-dirfd));
+	struct stat st;
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return agent_report(a, errno, path, "cannot update %s in %s: %s", path,
+				    a->root_path, strerror(errno));
+	if (!S_ISLNK(st.st_mode)) {
+		/* Through an fd of the object itself: chmod by name would follow
+		 * a symlink swapped in meanwhile. */
+		int fd = agent_open_beneath(a, path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0 || fchmod(fd, mode) < 0) {
+			int e = fd < 0 ? -fd : errno;
+			if (fd >= 0)
+				close(fd);
+			return agent_report(a, e, path, "cannot change the mode of %s in %s: %s",
+					    path, a->root_path, strerror(e));
+		}
+		close(fd);
+	}
+	if (!S_ISDIR(st.st_mode))
+		set_times(dirfd, base, mtime);
+	uint8_t hash[16] = { 0 };
+	if (known && known->type == ENTRY_FILE && S_ISREG(st.st_mode))
+		memcpy(hash, known->hash, 16);
+	else if (S_ISREG(st.st_mode)) {
+		/* Adopting a file that was here before us: hash what is there. */
+		int fd = agent_open_beneath(a, path, O_RDONLY);
+		if (fd >= 0) {
+			hash_fd(fd, hash, NULL);
+			close(fd);
+		}
+	}
+	return record_now(a, dirfd, base, path, hash, known ? known->link : NULL);
+}
+
+static int op_delete(struct agent *a, const char *path)
+{
+	const char *base;
+	int dirfd = parent_of(a, path, &base);
+	if (dirfd == -ENOENT)
+		return agent_record_gone(a, path);
+	if (dirfd < 0)
+		return agent_report(a, -dirfd, path, "cannot reach %s in %s: %s", path,
+				    a->root_path, strerror(-dirfd));
+	struct stat st;
+	if (fstatat(dirfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return agent_record_gone(a, path);
+		return agent_report(a, errno, path, "cannot delete %s in %s: %s", path,
+				    a->root_path, strerror(errno));
+	}
+	int flags = S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0;
+	if (unlinkat(dirfd, base, flags) < 0) {
+		/* A directory still holding files the host made (build outputs):
+		 * those are not ours to delete, so the directory stays. */
+		if (errno != ENOTEMPTY && errno != EEXIST)
+			return agent_report(a, errno, path, "cannot delete %s in %s: %s", path,
+					    a->root_path, strerror(errno));
+	}
+	return agent_record_gone(a, path);
+}
+
+static int op_rename(struct agent *a, const char *from, const char *to)
+{
+	const struct entry *known = agent_lookup(a, from);
+	if (!known || known->type != ENTRY_FILE)
+		return agent_report(a, ENOENT, from, "cannot rename %s in %s: not a tracked file",
+				    from, a->root_path);
+	uint8_t hash[16];
+	memcpy(hash, known->hash, 16);
+	const char *fbase, *tbase;
+	int fdir = parent_of(a, from, &fbase);
+	if (fdir < 0)
+		return agent_report(a, -fdir, from, "cannot reach %s in %s: %s", from,
+				    a->root_path, strerror(-fdir));
+	fdir = fcntl(fdir, F_DUPFD_CLOEXEC, 0);
+	if (fdir < 0)
+		return agent_report(a, errno, from, "rename %s: %s", from, strerror(errno));
+	int tdir = parent_of(a, to, &tbase);
+	int rc = 0;
+	if (tdir < 0)
+		rc = agent_report(a, -tdir, to, "cannot reach %s in %s: %s", to, a->root_path,
+				  strerror(-tdir));
+	else if (renameat(fdir, fbase, tdir, tbase) < 0)
+		rc = agent_report(a, errno, to, "cannot rename %s to %s in %s: %s", from, to,
+				  a->root_path, strerror(errno));
+	else
+		rc = agent_record_gone(a, from);
+	if (!rc)
+		rc = record_now(a, tdir, tbase, to, hash, NULL);
+	close(fdir);
+	return rc;
+}
+
+/* Apply one change message. Protocol errors return -EPROTO (the session
+ * ends); file-system errors are reported to the client and the session
+ * goes on. */
+int agent_apply(struct agent *a, const struct frame *f)
+{
+	struct dec d;
+	dec_init(&d, f);
+	char path[PATH_MAX], path2[PATH_MAX];
+	int rc = 0;
+
+	if (a->cur.active && f->type != MSG_DATA && f->type != MSG_COPY && f->type != MSG_FEND)
+		return -EPROTO; /* a file's stream must end before anything else */
+	switch (f->type) {
+	case MSG_FILE:
+		rc = file_begin(a, &d);
+		if (rc == -EPROTO)
+			return rc;
+		if (a->cur.inline_data)
+			file_end(a);
+		return 0;
+	case MSG_DATA: {
+		size_t n;
+		const uint8_t *p = dec_rest(&d, &n);
+		if (!a->cur.active)
+			return -EPROTO;
+		file_write(a, p, n);
+		return 0;
+	}
+	case MSG_COPY: {
+		uint64_t block = dec_uvar(&d), count = dec_uvar(&d);
+		if (d.err || !a->cur.active)
+			return -EPROTO;
+		file_copy(a, block, count);
+		return 0;
+	}
+	case MSG_FEND:
+		file_end(a);
+		return 0;
+	default:
+		break;
+	}
+
+	dec_path(&d, path);
+	switch (f->type) {
+	case MSG_MKDIR: {
+		uint32_t mode = (uint32_t)dec_uvar(&d) & 07777;
+		if (d.err)
+			return -EPROTO;
+		if (a->failed)
+			return 0;
+		if (reserved(path))
+			return agent_report(a, EPERM, path, "refusing to create %s", path);
+		return op_mkdir(a, path, mode);
+	}
+	case MSG_SYMLINK: {
+		dec_str(&d, path2, sizeof(path2));
+		int64_t mtime = dec_svar(&d);
+		if (d.err)
+			return -EPROTO;
+		if (a->failed)
+			return 0;
+		if (reserved(path))
+			return agent_report(a, EPERM, path, "refusing to create %s", path);
+		return op_symlink(a, path, path2, mtime);
+	}
+	case MSG_SETATTR: {
+		uint32_t mode = (uint32_t)dec_uvar(&d) & 07777;
+		int64_t mtime = dec_svar(&d);
+		if (d.err)
+			return -EPROTO;
+		if (a->failed || reserved(path))
+			return 0;
+		return op_setattr(a, path, mode, mtime);
+	}
+	case MSG_DELETE:
+		if (d.err)
+			return -EPROTO;
+		if (a->failed || reserved(path))
+			return 0;
+		return op_delete(a, path);
+	case MSG_RENAME:
+		dec_path(&d, path2);
+		if (d.err)
+			return -EPROTO;
+		if (a->failed)
+			return 0;
+		if (reserved(path) || reserved(path2))
+			return agent_report(a, EPERM, path2, "refusing to rename onto %s", path2);
+		return op_rename(a, path, path2);
+	case MSG_UNTRACK:
+		if (d.err)
+			return -EPROTO;
+		return agent_record_gone(a, path);
+	default:
+		return -EPROTO;
+	}
+}

@@ -1,0 +1,8 @@
+/* cli: the `hermes` command's subcommands. Each takes argc/argv after the
+ * subcommand name (argv[0] is the subcommand) and returns the exit code. */
+#ifndef HERMES_CLI_H
+#define HERMES_CLI_H
+
+int cmd_sync(int argc, char **argv);
+
+#endif

@@ -1,0 +1,979 @@
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "config.h"
+#include "delta.h"
+#include "log.h"
+#include "manifest.h"
+#include "path.h"
+#include "transport.h"
+#include "wire.h"
+
+#define HANDSHAKE_TIMEOUT_MS 30000
+#define INLINE_MAX (64u * 1024u)
+#define DATA_CHUNK (256u * 1024u)
+#define DELTA_THRESHOLD 1024u /* smaller files go whole: a signature costs more */
+#define SIG_BATCH 64
+#define HASHCACHE_FILE "hashcache"
+#define PROGRESS_MIN_BYTES (8u << 20)
+
+struct client {
+	const struct sync_options *o;
+	struct sync_stats *st;
+	struct buf *err;
+	struct wire w;
+	bool wire_ready;
+	int root_fd;
+	int state_fd;
+	char remote_state[64];      /* file name of the per-destination view */
+	struct manifest local;      /* this scan, ignored paths flagged */
+	struct manifest remote;     /* what the agent holds, as we know it */
+	struct manifest hash_cache; /* the last scan, for stat -> hash reuse */
+	bool *handled;              /* per remote entry: already dealt with */
+	uint8_t root_id[16];
+	uint64_t generation;
+	unsigned errors;
+	bool fatal;
+	struct buf fatal_msg;
+	char **retry; /* paths whose delta did not verify */
+	size_t nretry;
+	uint32_t next_id;
+	uint64_t progress_total, progress_done;
+	int64_t progress_last_ms;
+};
+
+/* --- small helpers ----------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void progress(struct client *c, uint64_t add, bool done)
+{
+	c->progress_done += add;
+	if (!c->o->progress || c->progress_total < PROGRESS_MIN_BYTES)
+		return;
+	int64_t now = mono_ms();
+	if (!done && now - c->progress_last_ms < 100)
+		return;
+	c->progress_last_ms = now;
+	unsigned pct = (unsigned)(c->progress_done * 100 / c->progress_total);
+	if (pct > 100)
+		pct = 100;
+	char bar[31];
+	memset(bar, ' ', 30);
+	memset(bar, '#', pct * 30 / 100);
+	bar[30] = '\0';
+	fprintf(stderr, "\r[%s] %3u%% %.1f/%.1f MB%s", bar, pct, c->progress_done / 1e6,
+		c->progress_total / 1e6, done ? "\n" : "");
+}
+
+static const char *state_name_for(const char *dest_key, char out[64])
+{
+	snprintf(out, 64, "remote-%016" PRIx64, (uint64_t)XXH3_64bits(dest_key, strlen(dest_key)));
+	return out;
+}
+
+static int open_state(struct client *c)
+{
+	if (mkdirat(c->root_fd, STATE_DIR, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	int hfd = openat(c->root_fd, STATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (hfd < 0)
+		return -errno;
+	/* Keep git from ever offering our state for a commit. */
+	int gi = openat(hfd, ".gitignore", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (gi >= 0) {
+		if (write(gi, "*\n", 2) != 2)
+			log_debug("cannot write %s/.gitignore", STATE_DIR);
+		close(gi);
+	}
+	int rc = 0;
+	if (mkdirat(hfd, "state", 0700) < 0 && errno != EEXIST)
+		rc = -errno;
+	if (!rc) {
+		c->state_fd = openat(hfd, "state", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (c->state_fd < 0)
+			rc = -errno;
+	}
+	close(hfd);
+	return rc;
+}
+
+/* --- receiving ------------------------------------------------------------ */
+
+static void note_error(struct client *c, const struct frame *f)
+{
+	struct dec d;
+	char path[PATH_MAX], msg[2048];
+	dec_init(&d, f);
+	uint64_t errnum = dec_uvar(&d);
+	uint8_t flags = dec_u8(&d);
+	dec_str(&d, path, sizeof(path));
+	dec_str(&d, msg, sizeof(msg));
+	if (d.err)
+		snprintf(msg, sizeof(msg), "malformed error report");
+	if ((flags & ERROR_RETRY) && path[0] && !c->fatal) {
+		char **v = realloc(c->retry, (c->nretry + 1) * sizeof(*v));
+		if (v) {
+			c->retry = v;
+			v[c->nretry] = strdup(path);
+			if (v[c->nretry]) {
+				c->nretry++;
+				return;
+			}
+		}
+	}
+	c->errors++;
+	if (flags & ERROR_FATAL) {
+		if (!c->fatal)
+			buf_printf(&c->fatal_msg, "%s: %s", c->o->peer, msg);
+		c->fatal = true;
+	}
+	log_error("%s: %s", c->o->peer, msg);
+	(void)errnum;
+}
+
+/* Next frame that is not an error report (those are noted on the way).
+ * Returns 1, or -errno / -EPIPE at end of stream with err set. */
+static int recv_frame(struct client *c, struct frame *f, int timeout_ms)
+{
+	for (;;) {
+		int rc = wire_recv(&c->w, f, timeout_ms);
+		if (rc == 1 && f->type == MSG_ERROR) {
+			note_error(c, f);
+			continue;
+		}
+		if (rc == 1 || rc == -EAGAIN)
+			return rc;
+		if (c->fatal_msg.len) {
+			c->err->len = 0;
+			buf_append(c->err, c->fatal_msg.data, c->fatal_msg.len);
+			return -EIO;
+		}
+		if (rc == 0) {
+			buf_printf(c->err, "the connection to %s closed unexpectedly", c->o->peer);
+			return -EPIPE;
+		}
+		buf_printf(c->err, "receiving from %s: %s", c->o->peer,
+			   rc == -EPROTO ? "malformed data (protocol error)" : strerror(-rc));
+		return rc;
+	}
+}
+
+static int expect(struct client *c, struct frame *f, uint8_t type)
+{
+	int rc = recv_frame(c, f, -1);
+	if (rc < 0)
+		return rc;
+	if (f->type != type) {
+		buf_printf(c->err, "protocol error: expected %s from %s, got %s", msg_name(type),
+			   c->o->peer, msg_name(f->type));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Read whatever the agent already sent (error reports) without waiting. */
+static int drain(struct client *c)
+{
+	struct frame f;
+	int rc = recv_frame(c, &f, 0);
+	if (rc == -EAGAIN)
+		return 0;
+	if (rc == 1) {
+		buf_printf(c->err, "protocol error: unexpected %s from %s", msg_name(f.type),
+			   c->o->peer);
+		return -EPROTO;
+	}
+	return rc;
+}
+
+/* --- opening: our view of the remote side ---------------------------------- */
+
+static int send_open(struct client *c, const struct manifest *cached)
+{
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_uvar(&e, 0);
+	enc_str(&e, HERMES_VERSION);
+	int rc = wire_end(&c->w, &e, MSG_HELLO, 0);
+	wire_begin(&c->w, &e);
+	enc_u8(&e, c->o->include_vcs ? OPEN_INCLUDE_VCS : 0);
+	enc_fixed(&e, cached->root_id, 16);
+	enc_uvar(&e, cached->generation);
+	if (!rc)
+		rc = wire_end(&c->w, &e, MSG_OPEN, 0);
+	return rc ? rc : wire_flush(&c->w);
+}
+
+/* Apply one entry from the agent to our view. */
+static int remote_update(struct manifest *view, struct entry *en)
+{
+	struct entry *old = manifest_find(view, en->path);
+	if (old) {
+		entry_free(old);
+		*old = *en;
+		if (old->type == ENTRY_NONE) {
+			old->path = strdup(""); /* compacted away below */
+			free(en->path);
+			if (!old->path)
+				return -ENOMEM;
+		}
+		return 0;
+	}
+	int rc = en->type == ENTRY_NONE ? 0 : manifest_add(view, en);
+	entry_free(en);
+	return rc;
+}
+
+static int recv_opened(struct client *c, struct manifest *cached)
+{
+	struct frame f;
+	int rc = expect(c, &f, MSG_HELLO);
+	if (!rc)
+		rc = expect(c, &f, MSG_OPENED);
+	if (rc)
+		return rc;
+	struct dec d;
+	dec_init(&d, &f);
+	dec_fixed(&d, c->root_id, 16);
+	c->generation = dec_uvar(&d);
+	uint8_t mode = dec_u8(&d);
+	if (d.err)
+		return -EPROTO;
+	c->st->incremental = mode == OPENED_INCREMENTAL;
+	if (c->st->incremental) {
+		/* Our cached view is right but for the drift listed next. */
+		c->remote = *cached;
+		manifest_init(cached);
+	}
+	struct manifest added;
+	manifest_init(&added);
+	for (;;) {
+		rc = recv_frame(c, &f, -1);
+		if (rc < 0)
+			break;
+		rc = 0;
+		if (f.type == MSG_END)
+			break;
+		struct entry en;
+		dec_init(&d, &f);
+		if (f.type != MSG_ENTRY || entry_decode(&d, &en)) {
+			buf_printf(c->err, "protocol error: bad entry list from %s", c->o->peer);
+			rc = -EPROTO;
+			break;
+		}
+		if (c->st->incremental) {
+			rc = remote_update(&c->remote, &en);
+		} else {
+			rc = manifest_add(&added, &en);
+			entry_free(&en);
+		}
+		if (rc)
+			break;
+	}
+	if (!c->st->incremental) {
+		c->remote = added;
+		manifest_sort(&c->remote);
+	} else {
+		manifest_free(&added);
+		manifest_compact(&c->remote);
+		manifest_sort(&c->remote);
+	}
+	return rc;
+}
+
+/* --- sending changes ----------------------------------------------------- */
+
+static void plan_line(struct client *c, const char *what, const char *path, const char *extra)
+{
+	if (c->o->dry_run)
+		printf("%-8s %s%s\n", what, path, extra ? extra : "");
+}
+
+static int send_path_op(struct client *c, uint8_t type, const char *path)
+{
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_str(&e, path);
+	return wire_end(&c->w, &e, type, 0);
+}
+
+static int send_delete(struct client *c, const struct entry *r, bool untrack)
+{
+	plan_line(c, untrack ? "untrack" : "delete", r->path, NULL);
+	if (!untrack && r->type != ENTRY_DIR)
+		c->st->files_deleted++;
+	return c->o->dry_run ? 0 : send_path_op(c, untrack ? MSG_UNTRACK : MSG_DELETE, r->path);
+}
+
+static int send_mkdir(struct client *c, const struct entry *l)
+{
+	plan_line(c, "mkdir", l->path, NULL);
+	if (c->o->dry_run)
+		return 0;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_str(&e, l->path);
+	enc_uvar(&e, l->mode);
+	return wire_end(&c->w, &e, MSG_MKDIR, 0);
+}
+
+static int send_setattr(struct client *c, const struct entry *l)
+{
+	plan_line(c, "attr", l->path, NULL);
+	if (c->o->dry_run)
+		return 0;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_str(&e, l->path);
+	enc_uvar(&e, l->mode);
+	enc_svar(&e, l->mtime_ns);
+	return wire_end(&c->w, &e, MSG_SETATTR, 0);
+}
+
+static int send_symlink(struct client *c, const struct entry *l)
+{
+	plan_line(c, "symlink", l->path, NULL);
+	c->st->files_sent++;
+	if (c->o->dry_run)
+		return 0;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_str(&e, l->path);
+	enc_str(&e, l->link);
+	enc_svar(&e, l->mtime_ns);
+	return wire_end(&c->w, &e, MSG_SYMLINK, 0);
+}
+
+static int send_rename(struct client *c, const struct entry *from, const struct entry *l)
+{
+	plan_line(c, "rename", from->path, NULL);
+	c->st->renamed++;
+	if (c->o->dry_run)
+		return 0;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_str(&e, from->path);
+	enc_str(&e, l->path);
+	int rc = wire_end(&c->w, &e, MSG_RENAME, 0);
+	if (!rc && (from->mode != l->mode || from->mtime_ns != l->mtime_ns))
+		rc = send_setattr(c, l);
+	return rc;
+}
+
+static void file_header(struct enc *e, const struct entry *l, uint8_t kind)
+{
+	enc_str(e, l->path);
+	enc_uvar(e, l->mode);
+	enc_uvar(e, l->size);
+	enc_svar(e, l->mtime_ns);
+	enc_fixed(e, l->hash, 16);
+	enc_u8(e, kind);
+}
+
+static int open_local(struct client *c, const char *path, int *fd)
+{
+	*fd = openat(c->root_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (*fd >= 0)
+		return 0;
+	int rc = -errno;
+	buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, path, strerror(-rc));
+	return rc;
+}
+
+static int read_local(struct client *c, int fd, const char *path, uint8_t *p, size_t n,
+		      uint64_t off, size_t *got)
+{
+	ssize_t r;
+	do
+		r = pread(fd, p, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, path, strerror(errno));
+		return -errno;
+	}
+	*got = (size_t)r;
+	return 0;
+}
+
+/* The whole content: inline for small files, else DATA frames. If the file
+ * changes under us the agent's hash check catches it and asks again. */
+static int send_whole(struct client *c, const struct entry *l)
+{
+	plan_line(c, "send", l->path, NULL);
+	c->st->files_sent++;
+	if (c->o->dry_run)
+		return 0;
+	int fd;
+	int rc = open_local(c, l->path, &fd);
+	if (rc)
+		return rc;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	file_header(&e, l, l->size <= INLINE_MAX ? FILE_INLINE : FILE_WHOLE);
+	uint64_t off = 0;
+	if (l->size <= INLINE_MAX) {
+		size_t got = 0;
+		rc = e.err ? e.err : buf_reserve(&c->w.out, (size_t)l->size);
+		if (!rc)
+			rc = read_local(c, fd, l->path, c->w.out.data + c->w.out.len, (size_t)l->size, 0, &got);
+		c->w.out.len += got;
+		off = got;
+		if (!rc)
+			rc = wire_end(&c->w, &e, MSG_FILE, 0);
+	} else {
+		rc = wire_end(&c->w, &e, MSG_FILE, 0);
+		while (!rc && off < l->size) {
+			size_t want = l->size - off < DATA_CHUNK ? (size_t)(l->size - off) : DATA_CHUNK, got = 0;
+			wire_begin(&c->w, &e);
+			rc = e.err ? e.err : buf_reserve(&c->w.out, want);
+			if (!rc)
+				rc = read_local(c, fd, l->path, c->w.out.data + c->w.out.len, want, off, &got);
+			c->w.out.len += got;
+			if (!rc)
+				rc = wire_end(&c->w, &e, MSG_DATA, 0);
+			if (got == 0)
+				break; /* shrank: the agent will notice the short file */
+			off += got;
+			progress(c, got, false);
+			if (!rc && c->w.out.len == 0)
+				rc = drain(c); /* a flush just happened: look for errors */
+		}
+		if (!rc) {
+			wire_begin(&c->w, &e);
+			rc = wire_end(&c->w, &e, MSG_FEND, 0);
+		}
+	}
+	c->st->literal_bytes += off;
+	if (l->size <= INLINE_MAX)
+		progress(c, off, false);
+	close(fd);
+	return rc;
+}
+
+struct delta_ctx {
+	struct client *c;
+	uint64_t literal, matched;
+};
+
+static int emit_op(void *arg, const struct delta_op *op)
+{
+	struct delta_ctx *dc = arg;
+	struct client *c = dc->c;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	if (op->kind == DELTA_COPY) {
+		enc_uvar(&e, op->block);
+		enc_uvar(&e, op->nblocks);
+		return wire_end(&c->w, &e, MSG_COPY, 0);
+	}
+	enc_fixed(&e, op->data, op->len);
+	dc->literal += op->len;
+	return wire_end(&c->w, &e, MSG_DATA, 0);
+}
+
+static int send_delta(struct client *c, const struct entry *l, const struct delta_sig *sig)
+{
+	int fd;
+	int rc = open_local(c, l->path, &fd);
+	if (rc)
+		return rc;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	file_header(&e, l, FILE_DELTA);
+	enc_uvar(&e, sig->block_len);
+	rc = wire_end(&c->w, &e, MSG_FILE, 0);
+	struct delta_ctx dc = { .c = c };
+	if (!rc)
+		rc = delta_from_fd(sig, fd, l->size, emit_op, &dc);
+	close(fd);
+	if (rc == -ESTALE)
+		rc = 0; /* changed while read: the agent's hash check asks again */
+	if (rc) {
+		if (!c->err->len)
+			buf_printf(c->err, "cannot send %s/%s: %s", c->o->local_dir, l->path,
+				   strerror(-rc));
+		return rc;
+	}
+	wire_begin(&c->w, &e);
+	rc = wire_end(&c->w, &e, MSG_FEND, 0);
+	c->st->files_sent++;
+	c->st->delta_files++;
+	c->st->literal_bytes += dc.literal;
+	c->st->matched_bytes += l->size > dc.literal ? l->size - dc.literal : 0;
+	progress(c, l->size, false);
+	return rc;
+}
+
+static int recv_sig(struct client *c, uint32_t id, struct delta_sig *sig)
+{
+	struct frame f;
+	int rc = expect(c, &f, MSG_SIG);
+	if (rc)
+		return rc;
+	if (f.id != id) {
+		buf_printf(c->err, "protocol error: signature %u from %s, expected %u", f.id,
+			   c->o->peer, id);
+		return -EPROTO;
+	}
+	struct dec d;
+	dec_init(&d, &f);
+	memset(sig, 0, sizeof(*sig));
+	uint64_t size = dec_uvar(&d), block_len = dec_uvar(&d), strong_len = dec_uvar(&d);
+	uint64_t count = dec_uvar(&d);
+	if (d.err || block_len > DELTA_MAX_BLOCK || strong_len > DELTA_MAX_STRONG ||
+	    (block_len && (count != (size + block_len - 1) / block_len || strong_len == 0)) ||
+	    count * (4 + strong_len) != (uint64_t)(d.end - d.p)) {
+		buf_printf(c->err, "protocol error: bad signature from %s", c->o->peer);
+		return -EPROTO;
+	}
+	if (block_len == 0)
+		return 0; /* no usable copy there */
+	sig->file_size = size;
+	sig->block_len = (uint32_t)block_len;
+	sig->strong_len = (uint32_t)strong_len;
+	rc = delta_sig_alloc(sig, count);
+	if (rc) {
+		buf_printf(c->err, "cannot hold the signature of a %" PRIu64 "-byte file: %s",
+			   size, strerror(-rc));
+		return rc;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		uint8_t w[4];
+		dec_fixed(&d, w, 4);
+		sig->weak[i] = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 |
+			       (uint32_t)w[3] << 24;
+	}
+	dec_fixed(&d, sig->strong, count * strong_len);
+	return 0;
+}
+
+/* Delta candidates go in batches: ask for signatures, then send deltas.
+ * One round trip per batch keeps the agent's replies from piling up. */
+static int send_deltas(struct client *c, struct entry **v, size_t n)
+{
+	for (size_t start = 0; start < n; start += SIG_BATCH) {
+		size_t end = start + SIG_BATCH < n ? start + SIG_BATCH : n;
+		int rc = 0;
+		for (size_t i = start; i < end && !rc; i++) {
+			struct enc e;
+			wire_begin(&c->w, &e);
+			enc_str(&e, v[i]->path);
+			rc = wire_end(&c->w, &e, MSG_SIGREQ, c->next_id + (uint32_t)(i - start));
+		}
+		if (!rc)
+			rc = wire_flush(&c->w);
+		for (size_t i = start; i < end && !rc; i++) {
+			struct delta_sig sig;
+			rc = recv_sig(c, c->next_id + (uint32_t)(i - start), &sig);
+			if (rc)
+				break;
+			if (!c->fatal)
+				rc = sig.block_len ? send_delta(c, v[i], &sig) : send_whole(c, v[i]);
+			delta_sig_free(&sig);
+		}
+		c->next_id += SIG_BATCH;
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* --- planning ------------------------------------------------------------- */
+
+static bool is_ignored(const struct entry *l)
+{
+	return l && (l->flags & ENTRY_IGNORED);
+}
+
+/* Is path, or a directory above it, excluded locally? Then a remote copy we
+ * once sent is left in place and merely stops being tracked. */
+static bool under_ignored(const struct client *c, const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (;;) {
+		if (is_ignored(manifest_find(&c->local, tmp)))
+			return true;
+		size_t dlen = path_dir_len(tmp);
+		if (dlen == 0)
+			return false;
+		tmp[dlen] = '\0';
+	}
+}
+
+static size_t remote_index(const struct client *c, const struct entry *r)
+{
+	return (size_t)(r - c->remote.v);
+}
+
+/* Remote entries beneath dir, deepest first, then dir itself. */
+static int delete_remote_tree(struct client *c, struct entry *dir)
+{
+	size_t dl = strlen(dir->path);
+	for (size_t i = c->remote.n; i-- > 0;) {
+		struct entry *r = &c->remote.v[i];
+		if (c->handled[i] || strncmp(r->path, dir->path, dl) != 0 || r->path[dl] != '/')
+			continue;
+		c->handled[i] = true;
+		if (r->flags & ENTRY_TRACKED) {
+			int rc = send_delete(c, r, false);
+			if (rc)
+				return rc;
+		}
+	}
+	c->handled[remote_index(c, dir)] = true;
+	return send_delete(c, dir, false);
+}
+
+static bool needs_content(const struct entry *l, const struct entry *r)
+{
+	return !r || !entry_same_content(l, r);
+}
+
+static bool needs_attrs(const struct entry *l, const struct entry *r)
+{
+	if (!(r->flags & ENTRY_TRACKED))
+		return true; /* adopt what is already there */
+	if (l->type == ENTRY_SYMLINK)
+		return false;
+	return l->mode != r->mode || (l->type == ENTRY_FILE && l->mtime_ns != r->mtime_ns);
+}
+
+/* Remote entry at l's path still standing after type-change deletes. */
+static struct entry *remote_for(struct client *c, const struct entry *l)
+{
+	struct entry *r = manifest_find(&c->remote, l->path);
+	if (r && c->handled[remote_index(c, r)])
+		return NULL;
+	return r;
+}
+
+static int by_hash(const void *a, const void *b)
+{
+	const struct entry *x = *(struct entry *const *)a, *y = *(struct entry *const *)b;
+	int h = memcmp(x->hash, y->hash, 16);
+	return h ? h : (x->size > y->size) - (x->size < y->size);
+}
+
+/* Tracked remote files that vanished locally: content a new local file may
+ * be renamed from instead of sent. Sorted by hash. */
+static int rename_sources(struct client *c, struct entry ***out, size_t *n)
+{
+	struct entry **v = malloc((c->remote.n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*n = 0;
+	for (size_t i = 0; i < c->remote.n; i++) {
+		struct entry *r = &c->remote.v[i];
+		if (r->type == ENTRY_FILE && (r->flags & ENTRY_TRACKED) && r->size > 0 &&
+		    !c->handled[i] && !manifest_find(&c->local, r->path))
+			v[(*n)++] = r;
+	}
+	qsort(v, *n, sizeof(*v), by_hash);
+	*out = v;
+	return 0;
+}
+
+static struct entry *take_source(struct client *c, struct entry **v, size_t n, const struct entry *l)
+{
+	struct entry key = *l;
+	struct entry *kp = &key;
+	struct entry **hit = bsearch(&kp, v, n, sizeof(*v), by_hash);
+	if (!hit)
+		return NULL;
+	/* Several vanished files may share content: take one not used yet. */
+	while (hit > v && by_hash(hit - 1, &kp) == 0)
+		hit--;
+	for (; hit < v + n && by_hash(hit, &kp) == 0; hit++) {
+		size_t i = remote_index(c, *hit);
+		if (!c->handled[i]) {
+			c->handled[i] = true;
+			return *hit;
+		}
+	}
+	return NULL;
+}
+
+static int plan_and_send(struct client *c)
+{
+	int rc = 0;
+	struct entry **deltas = NULL, **sources = NULL;
+	size_t ndeltas = 0, nsources = 0;
+	c->handled = calloc(c->remote.n + 1, sizeof(*c->handled));
+	deltas = malloc((c->local.n + 1) * sizeof(*deltas));
+	if (!c->handled || !deltas) {
+		rc = -ENOMEM;
+		goto out;
+	}
+
+	/* 1. Type changes that involve a directory: clear the way first. */
+	for (size_t i = 0; i < c->local.n && !rc; i++) {
+		struct entry *l = &c->local.v[i], *r = remote_for(c, l);
+		if (is_ignored(l) || !r || r->type == l->type)
+			continue;
+		if (r->type == ENTRY_DIR)
+			rc = delete_remote_tree(c, r);
+		else if (l->type == ENTRY_DIR) {
+			c->handled[remote_index(c, r)] = true;
+			rc = send_delete(c, r, false);
+		}
+	}
+	/* 2. Directories, parents first (sorted order). */
+	for (size_t i = 0; i < c->local.n && !rc; i++) {
+		struct entry *l = &c->local.v[i], *r = remote_for(c, l);
+		if (is_ignored(l) || l->type != ENTRY_DIR)
+			continue;
+		if (!r)
+			rc = send_mkdir(c, l);
+		else if (needs_attrs(l, r))
+			rc = send_setattr(c, l);
+	}
+	/* 3. Files and symlinks: rename, attributes only, delta, or whole. */
+	if (!rc)
+		rc = rename_sources(c, &sources, &nsources);
+	for (size_t i = 0; i < c->local.n && !rc && !c->fatal; i++) {
+		struct entry *l = &c->local.v[i], *r = remote_for(c, l);
+		if (is_ignored(l) || l->type == ENTRY_DIR)
+			continue;
+		if (!needs_content(l, r)) {
+			if (needs_attrs(l, r))
+				rc = send_setattr(c, l);
+			continue;
+		}
+		if (l->type == ENTRY_SYMLINK) {
+			rc = send_symlink(c, l);
+			continue;
+		}
+		struct entry *from = take_source(c, sources, nsources, l);
+		if (from)
+			rc = send_rename(c, from, l);
+		else if (r && r->type == ENTRY_FILE && l->size >= DELTA_THRESHOLD && !c->o->dry_run)
+			deltas[ndeltas++] = l;
+		else if (r && r->type == ENTRY_FILE && l->size >= DELTA_THRESHOLD)
+			plan_line(c, "update", l->path, " (delta)");
+		else
+			rc = send_whole(c, l);
+		if (!rc && !c->o->dry_run)
+			rc = drain(c);
+	}
+	if (!rc && !c->fatal)
+		rc = send_deltas(c, deltas, ndeltas);
+	/* 4. What is gone locally, deepest first. */
+	for (size_t i = c->remote.n; i-- > 0 && !rc && !c->fatal;) {
+		struct entry *r = &c->remote.v[i];
+		if (c->handled[i] || !(r->flags & ENTRY_TRACKED))
+			continue;
+		struct entry *l = manifest_find(&c->local, r->path);
+		if (l && !is_ignored(l))
+			continue;
+		rc = send_delete(c, r, under_ignored(c, r->path));
+	}
+out:
+	free(deltas);
+	free(sources);
+	return rc;
+}
+
+static int commit(struct client *c)
+{
+	struct enc e;
+	wire_begin(&c->w, &e);
+	int rc = wire_end(&c->w, &e, MSG_COMMIT, 0);
+	if (!rc)
+		rc = wire_flush(&c->w);
+	struct frame f;
+	if (!rc)
+		rc = expect(c, &f, MSG_COMMITTED);
+	if (rc)
+		return rc;
+	struct dec d;
+	dec_init(&d, &f);
+	c->generation = dec_uvar(&d);
+	dec_uvar(&d); /* the agent's error count; each one was reported */
+	return d.err ? -EPROTO : 0;
+}
+
+/* Files whose delta did not verify (a weak+strong collision, or the file
+ * changed while we read it): look again and send them whole, once. */
+static int resend_retries(struct client *c)
+{
+	char **paths = c->retry;
+	size_t n = c->nretry;
+	c->retry = NULL;
+	c->nretry = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct entry *l = manifest_find(&c->local, paths[i]);
+		if (!rc && l && l->type == ENTRY_FILE) {
+			rc = entry_refresh(c->root_fd, l, NULL);
+			if (!rc && l->type == ENTRY_FILE)
+				rc = send_whole(c, l);
+		}
+		free(paths[i]);
+	}
+	free(paths);
+	if (!rc)
+		rc = commit(c);
+	/* A second failure is a real one. */
+	for (size_t i = 0; i < c->nretry; i++) {
+		log_error("%s: %s/%s kept changing while it was sent; run the sync again",
+			  c->o->peer, c->o->local_dir, c->retry[i]);
+		c->errors++;
+	}
+	return rc;
+}
+
+/* Keep the local scan as the next run's hash cache, and our view of the
+ * remote as of the generation it acknowledged. */
+static void save_state(struct client *c, bool remote_ok)
+{
+	struct manifest keep;
+	manifest_init(&keep);
+	bool ok = true;
+	for (size_t i = 0; i < c->local.n && ok; i++)
+		if (!is_ignored(&c->local.v[i]))
+			ok = manifest_add(&keep, &c->local.v[i]) == 0;
+	int rc = ok ? manifest_save(&keep, c->state_fd, HASHCACHE_FILE) : -ENOMEM;
+	if (rc)
+		log_warn("cannot save %s/%s/state/%s: %s", c->o->local_dir, STATE_DIR,
+			 HASHCACHE_FILE, strerror(-rc));
+	if (remote_ok && ok) {
+		for (size_t i = 0; i < keep.n; i++)
+			keep.v[i].flags = ENTRY_TRACKED;
+		memcpy(keep.root_id, c->root_id, 16);
+		keep.generation = c->generation;
+		rc = manifest_save(&keep, c->state_fd, c->remote_state);
+	}
+	if (!remote_ok || !ok || rc)
+		unlinkat(c->state_fd, c->remote_state, 0);
+	manifest_free(&keep);
+}
+
+static int scan_local(struct client *c)
+{
+	struct scan_options so = {
+		.use_ignore_files = true,
+		.include_vcs = c->o->include_vcs,
+		.hash_cache = &c->hash_cache,
+	};
+	struct scan_stats ss = { 0 };
+	struct buf serr = BUF_INIT;
+	int rc = manifest_scan(c->root_fd, &so, true, &c->local, &ss, &serr);
+	if (rc)
+		buf_printf(c->err, "scanning %s: %s", c->o->local_dir,
+			   serr.len ? (const char *)serr.data : strerror(-rc));
+	buf_free(&serr);
+	c->st->scanned = ss.entries;
+	for (size_t i = 0; i < c->local.n; i++) {
+		const struct entry *l = &c->local.v[i];
+		if (!is_ignored(l) && l->type == ENTRY_FILE)
+			c->progress_total += l->size;
+	}
+	return rc;
+}
+
+static int run(struct client *c, struct transport *t)
+{
+	struct manifest cached;
+	manifest_init(&cached);
+	int rc = open_state(c);
+	if (rc) {
+		buf_printf(c->err, "cannot create %s/%s/state: %s", c->o->local_dir, STATE_DIR,
+			   strerror(-rc));
+		return rc;
+	}
+	state_name_for(c->o->dest_key, c->remote_state);
+	manifest_load(&c->hash_cache, c->state_fd, HASHCACHE_FILE);
+	manifest_load(&cached, c->state_fd, c->remote_state);
+
+	rc = wire_init(&c->w, t, c->o->zstd_level);
+	if (rc)
+		return rc;
+	c->wire_ready = true;
+	rc = wire_handshake(&c->w, HANDSHAKE_TIMEOUT_MS, c->err);
+	if (rc)
+		goto out;
+	rc = send_open(c, &cached);
+	/* The agent looks at its side while we look at ours. */
+	if (!rc)
+		rc = scan_local(c);
+	if (!rc)
+		rc = recv_opened(c, &cached);
+	if (rc)
+		goto out;
+	/* Only files that will actually travel count for the progress bar. */
+	c->progress_total = 0;
+	for (size_t i = 0; i < c->local.n; i++) {
+		const struct entry *l = &c->local.v[i], *r = manifest_find(&c->remote, l->path);
+		if (!is_ignored(l) && l->type == ENTRY_FILE && needs_content(l, r))
+			c->progress_total += l->size;
+	}
+	rc = plan_and_send(c);
+	if (!rc && !c->o->dry_run)
+		rc = commit(c);
+	if (!rc && c->nretry)
+		rc = resend_retries(c);
+	progress(c, 0, true);
+	if (!c->o->dry_run)
+		save_state(c, !rc && !c->errors && !c->fatal);
+	if (!rc && (c->errors || c->fatal)) {
+		buf_printf(c->err, "sync of %s to %s incomplete: %u error%s", c->o->local_dir,
+			   c->o->peer, c->errors, c->errors == 1 ? "" : "s");
+		rc = -EIO;
+	}
+out:
+	manifest_free(&cached);
+	return rc;
+}
+
+int sync_run(struct transport *t, const struct sync_options *o, struct sync_stats *st,
+	     struct buf *err)
+{
+	struct client c = { .o = o, .st = st, .err = err, .state_fd = -1 };
+	memset(st, 0, sizeof(*st));
+	manifest_init(&c.local);
+	manifest_init(&c.remote);
+	manifest_init(&c.hash_cache);
+	c.root_fd = open(o->local_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc;
+	if (c.root_fd < 0) {
+		rc = -errno;
+		buf_printf(err, "cannot open %s: %s", o->local_dir, strerror(-rc));
+		return rc;
+	}
+	rc = run(&c, t);
+	if (c.wire_ready) {
+		st->bytes_sent = c.w.bytes_sent;
+		st->bytes_recv = c.w.bytes_recv;
+		wire_free(&c.w);
+	}
+	for (size_t i = 0; i < c.nretry; i++)
+		free(c.retry[i]);
+	free(c.retry);
+	free(c.handled);
+	buf_free(&c.fatal_msg);
+	manifest_free(&c.local);
+	manifest_free(&c.remote);
+	manifest_free(&c.hash_cache);
+	if (c.state_fd >= 0)
+		close(c.state_fd);
+	close(c.root_fd);
+	return rc;
+}

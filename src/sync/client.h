@@ -1,0 +1,53 @@
+/* client: one sync of a local directory to a hermes-agent.
+ *
+ * The session, from the client's side:
+ *   handshake -> HELLO + OPEN(cached root id, generation) -> [scan the local
+ *   tree while the agent answers] -> OPENED (+ entries: drift since our
+ *   generation, or everything) -> plan -> SIGREQ batches for delta candidates
+ *   -> one pipelined stream of changes -> COMMIT -> COMMITTED -> resend, whole,
+ *   files whose delta did not verify -> save state.
+ * The client keeps its state in LOCALDIR/.hermes/state/: a stat->hash cache
+ * of the local tree, and per destination the manifest the agent holds as of
+ * its last acknowledged generation, which makes the next exchange
+ * incremental. Any failure removes the latter, so the next run re-reads the
+ * remote side in full instead of trusting a view that may be wrong.
+ */
+#ifndef HERMES_CLIENT_H
+#define HERMES_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct transport;
+
+struct sync_options {
+	const char *local_dir;
+	const char *dest_key; /* names the destination in the state dir */
+	const char *peer;     /* host or "local", for messages */
+	bool dry_run;
+	bool include_vcs;
+	bool progress;        /* draw a progress bar on stderr */
+	int zstd_level;
+};
+
+struct sync_stats {
+	uint64_t scanned;       /* entries found locally (not ignored) */
+	uint64_t files_sent;    /* files and symlinks whose content was sent */
+	uint64_t delta_files;
+	uint64_t files_deleted;
+	uint64_t renamed;
+	uint64_t literal_bytes; /* file bytes sent as data */
+	uint64_t matched_bytes; /* file bytes rebuilt from the remote copy */
+	uint64_t bytes_sent;    /* on the wire, after compression */
+	uint64_t bytes_recv;
+	bool incremental;       /* the agent answered with drift only */
+};
+
+/* Returns 0, or -errno with a one-line message in err (naming the file,
+ * host or command). Errors the agent reported are printed as they arrive. */
+int sync_run(struct transport *t, const struct sync_options *o, struct sync_stats *st,
+	     struct buf *err);
+
+#endif
