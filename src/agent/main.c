@@ -222,7 +222,9 @@ static int dispatch(struct agent *a, const struct frame *f)
 	default:
 		if (!a->opened)
 			return -EPROTO;
-		return agent_apply(a, f);
+		/* File-system errors were reported to the client; the session
+		 * goes on. Only a malformed message ends it. */
+		return agent_apply(a, f) == -EPROTO ? -EPROTO : 0;
 	}
 }
 

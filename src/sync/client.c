@@ -910,14 +910,19 @@ static int run(struct client *c, struct transport *t)
 	rc = wire_handshake(&c->w, HANDSHAKE_TIMEOUT_MS, c->err);
 	if (rc)
 		goto out;
+	int64_t t0 = mono_ms();
 	rc = send_open(c, &cached);
 	/* The agent looks at its side while we look at ours. */
 	if (!rc)
 		rc = scan_local(c);
+	log_debug("scanned %s: %zu entries in %" PRId64 " ms", c->o->local_dir, c->local.n,
+		  mono_ms() - t0);
 	if (!rc)
 		rc = recv_opened(c, &cached);
 	if (rc)
 		goto out;
+	log_debug("%s answered (%s, %zu entries) after %" PRId64 " ms", c->o->peer,
+		  c->st->incremental ? "incremental" : "full", c->remote.n, mono_ms() - t0);
 	/* Only files that will actually travel count for the progress bar. */
 	c->progress_total = 0;
 	for (size_t i = 0; i < c->local.n; i++) {
@@ -926,8 +931,10 @@ static int run(struct client *c, struct transport *t)
 			c->progress_total += l->size;
 	}
 	rc = plan_and_send(c);
+	log_debug("changes sent after %" PRId64 " ms", mono_ms() - t0);
 	if (!rc && !c->o->dry_run)
 		rc = commit(c);
+	log_debug("committed after %" PRId64 " ms", mono_ms() - t0);
 	if (!rc && c->nretry)
 		rc = resend_retries(c);
 	progress(c, 0, true);

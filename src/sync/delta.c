@@ -585,7 +585,7 @@ static int64_t find_match(struct delta_gen *g, const uint8_t *p, uint32_t weak)
 }
 
 /* The window at pos matched nothing: slide it forward byte by byte while no
- * block can start there (empty hash slot), rolling the weak sum. Stops at a
+ * block can start there (filter bit clear), rolling the weak sum. Stops at a
  * candidate, when the literal reaches DELTA_MAX_LITERAL, or when the byte
  * that would enter the window has not arrived yet. */
 static void gen_slide(struct delta_gen *g)

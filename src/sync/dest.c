@@ -7,10 +7,13 @@
  *   anything without ':' before its first '/' is local too
  *
  * Host and user must be non-empty, must not start with '-' (they could be
- * taken for options by ssh tooling) and must not contain blanks or control
- * characters. An SSH destination needs a non-empty path ("host:." is the
- * remote home). On error d is left empty (safe to dest_free) and err names
- * the string.
+ * taken for options by ssh tooling) and must not contain blanks, control
+ * characters or brackets (other than those around an IPv6 address). The
+ * user is everything before the last '@' of the host part. An SSH
+ * destination needs a non-empty path ("host:." is the remote home); an
+ * unclosed '[' is an error only if the string has a ':'. On error d is left
+ * empty (safe to dest_free again): -EINVAL with err naming the string, or
+ * -ENOMEM (err untouched).
  */
 #include "transport.h"
 
@@ -30,17 +33,28 @@ static bool starts_with(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Printable, no blanks, not an option lookalike. */
-static bool name_ok(const char *p, size_t n)
+/* NULL if p[0..n) is a usable user or host name, else why not. */
+static const char *name_problem(const char *p, size_t n)
 {
-	if (n == 0 || p[0] == '-')
-		return false;
+	if (n == 0)
+		return "is empty";
+	if (p[0] == '-')
+		return "starts with '-'";
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 		if (c <= ' ' || c == 0x7f)
-			return false;
+			return "contains a blank or control character";
+		if (c == '[' || c == ']')
+			return "contains '[' or ']'";
 	}
-	return true;
+	return NULL;
+}
+
+static int name_error(struct buf *err, const char *s, const char *what, const char *why)
+{
+	if (err)
+		buf_printf(err, "invalid destination \"%s\": %s %s", s, what, why);
+	return -EINVAL;
 }
 
 /* Index of the ':' that ends the host part, -1 if s is a local path,
@@ -83,16 +97,18 @@ static int split_host(const char *s, const char *hp, size_t n, struct dest *d,
 	const char *h = at ? at + 1 : hp;
 	size_t hn = n - (size_t)(h - hp);
 
-	if (at && !name_ok(hp, (size_t)(at - hp)))
-		return dest_error(err, s, "bad or empty user name before '@'");
+	const char *why = at ? name_problem(hp, (size_t)(at - hp)) : NULL;
+	if (why)
+		return name_error(err, s, "user name", why);
 	if (hn > 0 && h[0] == '[') {
 		if (h[hn - 1] != ']')
 			return dest_error(err, s, "unexpected text after ']'");
 		h++;
 		hn -= 2;
 	}
-	if (!name_ok(h, hn) || memchr(h, '[', hn) || memchr(h, ']', hn))
-		return dest_error(err, s, "bad or empty host name before ':'");
+	why = name_problem(h, hn);
+	if (why)
+		return name_error(err, s, "host name", why);
 
 	d->host = strndup(h, hn);
 	if (at)
@@ -117,7 +133,7 @@ int dest_parse(const char *s, struct dest *d, struct buf *err)
 		rc = set_local(s, d);
 	} else {
 		long colon = find_host_colon(s);
-		if (colon == -2)
+		if (colon == -2 && strchr(s, ':'))
 			return dest_error(err, s, "missing ']' after IPv6 address");
 		if (colon < 0)
 			return set_local(s, d);

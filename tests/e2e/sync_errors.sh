@@ -50,7 +50,7 @@ else
 	# as nobody, so it can read its way there but write nothing.
 	pd=$work/perm
 	mkdir -p "$pd/root-owned/dest" "$pd/bin"
-	chmod 0755 "$work" "$pd" "$pd/root-owned" "$pd/root-owned/dest" "$pd/bin"
+	chmod 0755 "$TREE_TMP" "$work" "$pd" "$pd/root-owned" "$pd/root-owned/dest" "$pd/bin"
 	# nobody must be able to run the agent even if the build dir is private
 	cp "$HERMES_AGENT" "$pd/bin/hermes-agent"
 	chmod 0755 "$pd/bin/hermes-agent"

@@ -66,12 +66,15 @@ if ! declare -F cleanup_add >/dev/null; then
 	trap 'exit 143' TERM
 fi
 
-# tree_tmpdir: print a new temp dir that is removed on exit.
+# All temp dirs live in TREE_TMP, removed on exit. (Registered here, in the
+# sourcing shell: tree_tmpdir runs in $(...) subshells, where cleanup_add
+# would not reach the parent.)
+TREE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/hermes-test.XXXXXXXX")
+cleanup_add "rm -rf -- $(printf '%q' "$TREE_TMP")"
+
+# tree_tmpdir: print a new temp dir (under TREE_TMP).
 tree_tmpdir() {
-	local d
-	d=$(mktemp -d "${TMPDIR:-/tmp}/hermes-test.XXXXXXXX")
-	cleanup_add "rm -rf -- $(printf '%q' "$d")"
-	printf '%s\n' "$d"
+	mktemp -d "$TREE_TMP/tmp.XXXXXX"
 }
 
 TREE_LOG=$(tree_tmpdir)
@@ -191,7 +194,7 @@ gen_tree() {
 		cd -- "$d"
 		umask 022
 		_TREE_MKD=()
-		_TREE_POOL_BIN=$(mktemp) _TREE_POOL_TXT=$(mktemp)
+		_TREE_POOL_BIN=$(mktemp "$TREE_TMP/pool.XXXXXX") _TREE_POOL_TXT=$(mktemp "$TREE_TMP/pool.XXXXXX")
 		trap 'rm -f -- "$_TREE_POOL_BIN" "$_TREE_POOL_TXT"' EXIT
 		_tree_bytes 1 "$_TREE_POOL_SIZE" >"$_TREE_POOL_BIN"
 		_tree_text 2 "$_TREE_POOL_SIZE" >"$_TREE_POOL_TXT"
@@ -352,20 +355,26 @@ mutate_tree() {
 # ------------------------------------------------------------------ views ---
 # tree_view DIR: listing of every entry of DIR (see the header).
 tree_view() {
-	local d=$1 y m s t l p sum
+	local d=$1
 	(
-		cd -- "$d" || exit 1
+		set -e
+		cd -- "$d"
+		local y m s t l p line
+		local -A sums=()
+		# one sha256sum for all the files ("HASH  NAME\0" with -z)
+		while IFS= read -r -d '' line; do
+			sums[${line:66}]=${line:0:64}
+		done < <(find . -mindepth 1 \( -path ./.hermes -o -name .git \) -prune -o \
+			-type f -printf '%P\0' | xargs -0 -r sha256sum -z --)
 		find . -mindepth 1 \( -path ./.hermes -o -name .git \) -prune -o \
 			-printf '%y\037%m\037%s\037%T@\037%l\037%P\0' |
 			while IFS=$'\037' read -r -d '' y m s t l p; do
 				case $y in
 				f)
-					sum=$(sha256sum <"$p") || exit 1
-					sum=${sum%% *}
 					if [[ $TREE_VIEW_MTIME == 1 ]]; then
-						printf '%s\tf %s %s %s %s\n' "$p" "$m" "$s" "${t%%.*}" "$sum"
+						printf '%s\tf %s %s %s %s\n' "$p" "$m" "$s" "${t%%.*}" "${sums[$p]-?}"
 					else
-						printf '%s\tf %s %s %s\n' "$p" "$m" "$s" "$sum"
+						printf '%s\tf %s %s %s\n' "$p" "$m" "$s" "${sums[$p]-?}"
 					fi
 					;;
 				d) printf '%s\td %s\n' "$p" "$m" ;;
@@ -380,7 +389,7 @@ tree_view() {
 # send, by git's rules. `.git` and the root `.hermes` are not listed.
 tree_ignored() {
 	local d=$1 g rc=0 excl=/dev/null
-	g=$(mktemp -d "${TMPDIR:-/tmp}/hermes-gitdir.XXXXXXXX")
+	g=$(mktemp -d "$TREE_TMP/gitdir.XXXXXX")
 	git init -q "$g"
 	[[ -f $d/.hermesignore ]] && excl=$(cd -- "$d" && pwd)/.hermesignore
 	(
@@ -402,7 +411,7 @@ tree_ignored() {
 # expected_view DIR: the listing a mirror of DIR must hold (ignored paths left out).
 expected_view() {
 	local d=$1 ign all
-	ign=$(mktemp) all=$(mktemp)
+	ign=$(mktemp "$TREE_TMP/ign.XXXXXX") all=$(mktemp "$TREE_TMP/all.XXXXXX")
 	if ! tree_ignored "$d" >"$ign" || ! tree_view "$d" >"$all"; then
 		rm -f -- "$ign" "$all"
 		return 1
@@ -417,7 +426,7 @@ compare_trees() {
 	local src=$1 dst=$2
 	shift 2
 	local w rc=0 p a ok
-	w=$(mktemp -d "${TMPDIR:-/tmp}/hermes-cmp.XXXXXXXX")
+	w=$(mktemp -d "$TREE_TMP/cmp.XXXXXX")
 	if ! expected_view "$src" >"$w/expected"; then
 		rm -rf -- "$w"
 		echo "compare_trees: cannot list $src" >&2

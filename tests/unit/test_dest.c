@@ -47,6 +47,8 @@ static const struct dest_case cases[] = {
 	{ "local:rel", 0, true, NULL, NULL, "rel" },
 	{ "local:host:/p", 0, true, NULL, NULL, "host:/p" },
 	{ "x[1]/y", 0, true, NULL, NULL, "x[1]/y" },
+	{ "[draft", 0, true, NULL, NULL, "[draft" },
+	{ "[a]b", 0, true, NULL, NULL, "[a]b" },
 	/* errors */
 	{ "", -EINVAL, false, NULL, NULL, NULL },
 	{ "host:", -EINVAL, false, NULL, NULL, NULL },

@@ -23,9 +23,9 @@
 #include "wire.h"
 
 struct peer {
-	char dir[PATH_MAX];     /* temp dir holding root/ and outside/ */
-	char root[PATH_MAX];
-	char outside[PATH_MAX];
+	char dir[256];          /* temp dir holding root/ and outside/ */
+	char root[300];
+	char outside[300];
 	struct transport *t;
 	struct wire w;
 	int errors;             /* MSG_ERROR frames received */
