@@ -81,7 +81,11 @@ static int parse_args(int argc, char **argv, struct sync_args *a)
 				return 2;
 			}
 			break;
-		case 'v': a->ssh.verbosity++; log_set_verbose(log_verbose() + 1); break;
+		case 'v':
+			/* -v: our timings; -vv and up: libssh's own log too. */
+			log_set_verbose(log_verbose() + 1);
+			a->ssh.verbosity = log_verbose() - 1;
+			break;
 		case O_STATS: a->stats = true; break;
 		case O_DRY: a->dry_run = true; break;
 		case O_ACCEPT: a->ssh.accept_new_host_key = true; break;
@@ -102,7 +106,7 @@ static int parse_args(int argc, char **argv, struct sync_args *a)
 }
 
 /* hermes-agent next to this executable (a build or install tree), else PATH. */
-static const char *default_agent(char *buf, size_t n)
+static void default_agent(char *buf, size_t n)
 {
 	ssize_t len = readlink("/proc/self/exe", buf, n - sizeof(AGENT_NAME) - 1);
 	if (len > 0) {
@@ -111,10 +115,10 @@ static const char *default_agent(char *buf, size_t n)
 		if (slash) {
 			strcpy(slash + 1, AGENT_NAME);
 			if (access(buf, X_OK) == 0)
-				return buf;
+				return;
 		}
 	}
-	return AGENT_NAME;
+	snprintf(buf, n, "%s", AGENT_NAME);
 }
 
 static void shell_quote(struct buf *b, const char *s)
@@ -164,22 +168,24 @@ static void print_stats(const struct sync_stats *st)
 }
 
 static int open_transport(const struct sync_args *a, const struct dest *d, struct transport **t,
-			  struct buf *key, const char **agent, struct buf *err)
+			  struct buf *key, char agent[PATH_MAX], struct buf *err)
 {
-	static char self_agent[PATH_MAX];
 	if (d->local) {
-		*agent = a->agent_path ? a->agent_path : default_agent(self_agent, sizeof(self_agent));
+		if (a->agent_path)
+			snprintf(agent, PATH_MAX, "%s", a->agent_path);
+		else
+			default_agent(agent, PATH_MAX);
 		char abs[PATH_MAX];
 		if (d->path[0] == '/' || !getcwd(abs, sizeof(abs)))
 			buf_printf(key, "local:%s", d->path);
 		else
 			buf_printf(key, "local:%s/%s", abs, d->path);
-		char *argv[] = { (char *)*agent, "--stdio", "--root", d->path, NULL };
+		char *argv[] = { agent, "--stdio", "--root", d->path, NULL };
 		return transport_local_open(argv, t, err);
 	}
-	*agent = a->agent_path ? a->agent_path : AGENT_NAME;
+	snprintf(agent, PATH_MAX, "%s", a->agent_path ? a->agent_path : AGENT_NAME);
 	struct buf cmd = BUF_INIT;
-	shell_quote(&cmd, *agent);
+	shell_quote(&cmd, agent);
 	buf_append_str(&cmd, " --stdio --root ");
 	shell_quote(&cmd, d->path);
 	buf_printf(key, "ssh:%s@%s:%d:%s", d->user ? d->user : "", d->host, a->ssh.port, d->path);
@@ -216,7 +222,7 @@ int cmd_sync(int argc, char **argv)
 	struct dest d = { 0 };
 	struct buf err = BUF_INIT, key = BUF_INIT, diag = BUF_INIT;
 	struct transport *t = NULL;
-	const char *agent = NULL;
+	char agent[PATH_MAX] = "";
 	code = 1;
 	if (dest_parse(a.dest, &d, &err)) {
 		log_error("%s", cstr(&err));
@@ -224,7 +230,7 @@ int cmd_sync(int argc, char **argv)
 	}
 	if (d.local && check_local_dest(a.local_dir, d.path))
 		goto out;
-	if (open_transport(&a, &d, &t, &key, &agent, &err)) {
+	if (open_transport(&a, &d, &t, &key, agent, &err)) {
 		log_error("%s", cstr(&err));
 		goto out;
 	}

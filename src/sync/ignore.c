@@ -35,10 +35,11 @@ typedef unsigned char uchar;
  * skip past a '/'). WM_CONTINUE is internal to the '*' handler. */
 enum { WM_MATCH, WM_NOMATCH, WM_ABORT_ALL, WM_ABORT_TO_STARSTAR, WM_CONTINUE };
 
-/* Each nested star costs a stack frame; a hostile ignore file with a
- * megabyte of "*a" must not overflow the walker's stack. Patterns nested
- * deeper than this simply do not match (git would crash instead). */
-#define WM_MAX_DEPTH 10000
+/* Each nested star costs a stack frame (~150 bytes at -O2); a hostile
+ * ignore file with a megabyte of "*a" must not overflow the walker's stack.
+ * Patterns nested deeper than this simply do not match (git would recurse
+ * until it crashes); no real pattern has thousands of stars. */
+#define WM_MAX_DEPTH 4096
 
 static int wm_dowild(const uchar *p, const uchar *text, unsigned depth);
 
@@ -439,8 +440,8 @@ static size_t base_len(const char *dir_rel)
 /* Read all of `name` in dirfd into a fresh buffer that starts with `reserve`
  * unused bytes (room for the base directory) and has one spare byte after
  * the data. Returns 1 with *out set, 0 when there is no file to read, or
- * -errno. O_NOFOLLOW: a symlink is refused (ELOOP), as git refuses in-tree
- * symlinked ignore files. O_NONBLOCK: a FIFO named .gitignore must not hang
+ * -errno. O_NOFOLLOW: a symlinked ignore file is not followed and counts as
+ * "no rules", as git (which warns and goes on) treats in-tree symlinked ones. O_NONBLOCK: a FIFO named .gitignore must not hang
  * the walk; it and other non-regular files count as "no rules", which is
  * also what git ends up with (it cannot read them). */
 static int read_file(int dirfd, const char *name, size_t reserve, char **out, size_t *outlen)
@@ -450,7 +451,7 @@ static int read_file(int dirfd, const char *name, size_t reserve, char **out, si
 	int rc = 0;
 
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return errno == ENOENT || errno == ELOOP ? 0 : -errno;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		goto out;

@@ -26,7 +26,10 @@
 # cleanup_add CMD...      runs CMD on exit (last added runs first); the library
 #                         owns the EXIT trap, so callers use this instead of trap
 #
-# Works as root (PermitRootLogin prohibit-password) or as any other user.
+# Works as root (PermitRootLogin prohibit-password) or as any other user, and
+# under `set -euo pipefail`. Note that libssh finds ~/.ssh through the passwd
+# entry, not $HOME: point hermes at these files with HERMES_SSH_CONFIG and
+# HERMES_KNOWN_HOSTS rather than by changing HOME.
 
 if [[ -n "${_HERMES_SSHD_SH:-}" ]]; then
 	return 0
@@ -51,6 +54,7 @@ cleanup_add() {
 trap _cleanup_run EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+trap 'exit 129' HUP
 
 _sshd_log_tail() {
 	echo "sshd.sh: --- $SSHD_LOG ---" >&2
@@ -95,7 +99,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 PermitRootLogin prohibit-password
 PermitUserEnvironment no
-SetEnv PATH=${SSHD_PATH:-$PATH}
+SetEnv "PATH=${SSHD_PATH:-$PATH}"
 UseDNS no
 X11Forwarding no
 PrintMotd no
@@ -142,6 +146,10 @@ _sshd_try_port() {
 		if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
 			return 1
 		fi
+		# The daemon may exit 0 before it binds: a lost port race shows in the log.
+		if [[ -z "$pid" ]] && grep -q 'Cannot bind any address' "$SSHD_LOG" 2>/dev/null; then
+			return 1
+		fi
 		sleep 0.1
 	done
 	return 2
@@ -163,18 +171,18 @@ sshd_start() {
 	export SSHD_KNOWN_HOSTS=$SSHD_DIR/known_hosts
 	export SSHD_SSH_CONFIG=$SSHD_DIR/ssh_config
 
-	ssh-keygen -q -t ed25519 -N '' -C hermes-test-host -f "$SSHD_DIR/host_ed25519_key" &&
+	if ! { ssh-keygen -q -t ed25519 -N '' -C hermes-test-host -f "$SSHD_DIR/host_ed25519_key" &&
 		ssh-keygen -q -t ed25519 -N '' -C hermes-test-client -f "$SSHD_KEY" &&
-		cp "$SSHD_KEY.pub" "$SSHD_DIR/authorized_keys" || {
+		cp "$SSHD_KEY.pub" "$SSHD_DIR/authorized_keys"; }; then
 		echo "sshd.sh: ssh-keygen failed" >&2
 		return 1
-	}
+	fi
 	chmod 600 "$SSHD_KEY" "$SSHD_DIR/authorized_keys"
 
 	for try in 1 2 3 4 5; do
 		port=$(_sshd_pick_port) || break
-		_sshd_try_port "$port"
-		rc=$?
+		rc=0
+		_sshd_try_port "$port" || rc=$?
 		[[ $rc -eq 0 || $rc -eq 2 ]] && break
 	done
 	if [[ $rc -ne 0 ]]; then
@@ -201,7 +209,9 @@ sshd_kill_sessions() {
 	listener=$(cat "$SSHD_DIR/sshd.pid" 2>/dev/null) || return 1
 	for pid in $(_sshd_descendants "$listener"); do
 		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
-		[[ "$comm" == sshd ]] && kill -s "$sig" "$pid" 2>/dev/null
+		if [[ "$comm" == sshd ]]; then
+			kill -s "$sig" "$pid" 2>/dev/null || true
+		fi
 	done
 	return 0
 }
@@ -211,8 +221,8 @@ sshd_stop() {
 	[[ -n "${SSHD_DIR:-}" && -d "$SSHD_DIR" ]] || return 0
 	pid=$(cat "$SSHD_DIR/sshd.pid" 2>/dev/null || true)
 	if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-		sshd_kill_sessions KILL
-		kill "$pid" 2>/dev/null
+		sshd_kill_sessions KILL || true
+		kill "$pid" 2>/dev/null || true
 		for i in $(seq 1 50); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1

@@ -605,9 +605,10 @@ static void test_read_errors(void **state)
 	d = openat(f->dirfd, "link", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(d >= 0);
 	assert_int_equal(symlinkat("../real", d, ".gitignore"), 0);
-	assert_int_equal(ignore_push_dir(f->ig, d, "link"), -ELOOP);
+	assert_int_equal(ignore_push_dir(f->ig, d, "link"), 0);
 	close(d);
 	assert_false(ignore_match(f->ig, "link/a.z", false));
+	ignore_pop_dir(f->ig);
 
 	assert_int_equal(mkdirat(f->dirfd, "odd", 0755), 0);
 	d = openat(f->dirfd, "odd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
