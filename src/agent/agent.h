@@ -31,7 +31,7 @@
 struct agent_file {
 	bool active;
 	char path[PATH_MAX];
-	int dirfd;            /* parent directory (owned) */
+	int dirfd;            /* parent directory (borrowed from the parent cache) */
 	char tmpname[64];
 	int fd;               /* temp file being written (owned), -1 if none */
 	int basis_fd;         /* old version for delta, -1 if none */
@@ -62,6 +62,7 @@ struct agent {
 	int parent_fd;
 	struct agent_file cur;
 	uint8_t *io;             /* scratch buffer for copies (owned) */
+	uint32_t tmp_base, tmp_seq; /* temp file names: random base + counter */
 };
 
 /* state.c */

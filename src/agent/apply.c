@@ -149,26 +149,30 @@ static int set_times(int dirfd, const char *base, int64_t mtime_ns)
 	return utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
-/* A fresh temp name in dirfd: created by create(dirfd, name), which
- * returns >= 0 or -errno (-EEXIST: try another name). */
-static int make_temp(int dirfd, char name[64], int (*create)(int, const char *, void *), void *arg)
+/* A fresh temp name in dirfd, created by create(dirfd, name, arg), which
+ * returns >= 0 or -errno (-EEXIST: try another name). Names are a random
+ * per-session prefix plus a counter: unique without a syscall per file. */
+static int make_temp(struct agent *a, int dirfd, char name[64],
+		     int (*create)(int, const char *, void *), void *arg)
 {
 	for (int tries = 0; tries < 16; tries++) {
-		uint64_t rnd;
-		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		if (a->tmp_seq == 0 && getrandom(&a->tmp_base, sizeof(a->tmp_base), 0) < 0)
 			return -errno;
-		snprintf(name, 64, "%s%016llx", AGENT_TMP_PREFIX, (unsigned long long)rnd);
+		snprintf(name, 64, "%s%08x%08x", AGENT_TMP_PREFIX, a->tmp_base, a->tmp_seq++);
 		int rc = create(dirfd, name, arg);
 		if (rc != -EEXIST)
 			return rc;
+		a->tmp_seq = 0; /* collided with a leftover: new prefix */
 	}
 	return -EEXIST;
 }
 
-static int create_file(int dirfd, const char *name, void *arg)
+/* Created with its final permission bits (the agent's umask is 0); the fd
+ * is writable whatever they are. */
+static int create_file(int dirfd, const char *name, void *mode)
 {
-	(void)arg;
-	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			*(const uint32_t *)mode & 0777);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -188,8 +192,6 @@ void agent_file_abort(struct agent *a)
 	}
 	if (f->basis_fd >= 0)
 		close(f->basis_fd);
-	if (f->dirfd >= 0 && f->dirfd != a->root_fd)
-		close(f->dirfd);
 	XXH3_freeState(f->hs);
 	memset(f, 0, sizeof(*f));
 	f->fd = f->basis_fd = f->dirfd = -1;
@@ -283,14 +285,13 @@ static int file_begin(struct agent *a, struct dec *d)
 	int dirfd = parent_of(a, f->path, &base);
 	if (dirfd < 0)
 		return file_fail(a, dirfd, "cannot reach the directory of");
-	/* Own a duplicate: the parent cache may move on before FEND. */
-	f->dirfd = dirfd == a->root_fd ? a->root_fd : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (f->dirfd < 0)
-		return file_fail(a, -errno, "writing");
+	/* Borrowed from the parent cache: nothing else resolves a path
+	 * until this file's FEND. */
+	f->dirfd = dirfd;
 	int rc = agent_mark_dirty(a);
 	if (rc)
 		return file_fail(a, rc, "marking state for");
-	f->fd = make_temp(f->dirfd, f->tmpname, create_file, NULL);
+	f->fd = make_temp(a, f->dirfd, f->tmpname, create_file, &f->want.mode);
 	if (f->fd < 0) {
 		rc = f->fd;
 		f->fd = -1;
@@ -329,7 +330,7 @@ static int file_end(struct agent *a)
 		rc = file_fail(a, -EBADMSG, "content did not verify for");
 		goto out;
 	}
-	if (fchmod(f->fd, f->want.mode) < 0) {
+	if ((f->want.mode & 07000) && fchmod(f->fd, f->want.mode) < 0) {
 		rc = file_fail(a, -errno, "setting the mode of");
 		goto out;
 	}
@@ -395,7 +396,7 @@ static int op_symlink(struct agent *a, const char *path, const char *target, int
 	char tmp[64];
 	int rc = agent_mark_dirty(a);
 	if (!rc)
-		rc = make_temp(dirfd, tmp, create_symlink, (void *)target);
+		rc = make_temp(a, dirfd, tmp, create_symlink, (void *)target);
 	if (!rc) {
 		set_times(dirfd, tmp, mtime);
 		if (renameat(dirfd, tmp, dirfd, base) < 0) {
