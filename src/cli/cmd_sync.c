@@ -202,6 +202,21 @@ static const char *cstr(struct buf *b)
 	return (const char *)b->data;
 }
 
+/* One line for a failed sync: what went wrong and, when the transport saw
+ * why (the agent was killed, the connection dropped), that reason too. */
+static void report_failure(struct buf *err, struct buf *diag)
+{
+	while (diag->len && diag->data[diag->len - 1] == '\n')
+		diag->len--;
+	if (!diag->len) {
+		log_error("%s", cstr(err));
+		return;
+	}
+	const char *last = cstr(diag);
+	const char *nl = strrchr(last, '\n');
+	log_error("%s (%s)", cstr(err), nl ? nl + 1 : last);
+}
+
 int cmd_sync(int argc, char **argv)
 {
 	struct sync_args a = { 0 };
@@ -246,15 +261,14 @@ int cmd_sync(int argc, char **argv)
 	struct sync_stats stats;
 	int rc = sync_run(t, &o, &stats, &err);
 	int status = transport_close(t, &diag);
-	if (rc && status == EXIT_NOT_FOUND) {
+	if (rc && status == EXIT_NOT_FOUND)
 		log_error("%s not found on %s (could not run '%s'): install hermes there "
 			  "(meson install puts hermes-agent in /usr/local/bin), or name it with --agent-path",
 			  AGENT_NAME, d.local ? "this machine" : d.host, agent);
-	} else if (rc) {
-		log_error("%s", cstr(&err));
-	}
-	if (diag.len)
-		fprintf(stderr, "%s%s", cstr(&diag), diag.data[diag.len - 1] == '\n' ? "" : "\n");
+	else if (rc)
+		report_failure(&err, &diag);
+	else if (diag.len)
+		fputs(cstr(&diag), stderr); /* the agent's warnings, as it wrote them */
 	if (a.stats)
 		print_stats(&stats);
 	code = rc ? 1 : 0;

@@ -139,13 +139,15 @@ static void note_error(struct client *c, const struct frame *f)
 		}
 	}
 	c->errors++;
-	if (flags & ERROR_FATAL) {
-		if (!c->fatal)
-			buf_printf(&c->fatal_msg, "%s: %s", c->o->peer, msg);
+	(void)errnum;
+	/* The first fatal error becomes the sync's own error message (printed
+	 * once, by the caller); others are printed as they arrive. */
+	if ((flags & ERROR_FATAL) && !c->fatal) {
+		buf_printf(&c->fatal_msg, "%s: %s", c->o->peer, msg);
 		c->fatal = true;
+		return;
 	}
 	log_error("%s: %s", c->o->peer, msg);
-	(void)errnum;
 }
 
 /* Next frame that is not an error report (those are noted on the way).
@@ -940,7 +942,10 @@ static int run(struct client *c, struct transport *t)
 	progress(c, 0, true);
 	if (!c->o->dry_run)
 		save_state(c, !rc && !c->errors && !c->fatal);
-	if (!rc && (c->errors || c->fatal)) {
+	if (!rc && c->fatal) {
+		buf_append(c->err, c->fatal_msg.data, c->fatal_msg.len);
+		rc = -EIO;
+	} else if (!rc && c->errors) {
 		buf_printf(c->err, "sync of %s to %s incomplete: %u error%s", c->o->local_dir,
 			   c->o->peer, c->errors, c->errors == 1 ? "" : "s");
 		rc = -EIO;
@@ -966,6 +971,13 @@ int sync_run(struct transport *t, const struct sync_options *o, struct sync_stat
 		return rc;
 	}
 	rc = run(&c, t);
+	if (rc && !err->len) {
+		/* A failed write or read on the way: the peer went away. */
+		if (c.fatal_msg.len)
+			buf_append(err, c.fatal_msg.data, c.fatal_msg.len);
+		else
+			buf_printf(err, "lost the connection to %s: %s", o->peer, strerror(-rc));
+	}
 	if (c.wire_ready) {
 		st->bytes_sent = c.w.bytes_sent;
 		st->bytes_recv = c.w.bytes_recv;

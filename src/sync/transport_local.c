@@ -1,9 +1,9 @@
 /* transport_local: run hermes-agent as a child on a socketpair.
  *
  * The child gets one end of an AF_UNIX stream socketpair as stdin and stdout;
- * stderr is inherited, so the agent's messages reach the user directly (and
- * so does "cannot run PATH: REASON" when exec fails: the child then exits
- * with 127, the parent's next read sees end of stream and close returns 127).
+ * stderr is inherited, so the agent's messages reach the user directly. When
+ * exec fails the child exits with 127 and says nothing; the parent's next
+ * read sees end of stream and close returns 127 for the caller to explain.
  * The child starts with the default SIGPIPE disposition and an empty signal
  * mask whatever the parent uses.
  *
@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,7 +200,8 @@ static int move_fd(int from, int to)
 	return fl < 0 ? -1 : fcntl(to, F_SETFD, fl & ~FD_CLOEXEC);
 }
 
-/* After fork: only async-signal-safe calls (strerrordesc_np reads a table). */
+/* After fork: only async-signal-safe calls. If exec fails the child exits
+ * 127 silently: the caller turns that into one message naming the program. */
 static _Noreturn void child_exec(int fd, char *const argv[])
 {
 	sigset_t none;
@@ -211,20 +211,6 @@ static _Noreturn void child_exec(int fd, char *const argv[])
 
 	if (move_fd(fd, 0) == 0 && move_fd(fd, 1) == 0)
 		execvp(argv[0], argv);
-
-	int e = errno;
-	const char *why = strerrordesc_np(e);
-	char *path = argv[0];
-	struct iovec iov[] = {
-		{ .iov_base = (char *)"hermes: cannot run ", .iov_len = 19 },
-		{ .iov_base = path, .iov_len = strlen(path) },
-		{ .iov_base = (char *)": ", .iov_len = 2 },
-		{ .iov_base = (char *)(why ? why : "unknown error"),
-		  .iov_len = strlen(why ? why : "unknown error") },
-		{ .iov_base = (char *)"\n", .iov_len = 1 },
-	};
-	ssize_t ignored = writev(2, iov, 5);
-	(void)ignored;
 	_exit(127);
 }
 

@@ -15,8 +15,13 @@
 #   assert_no_partial SRC DST [SHA256...]
 #                             every file of DST is identical to the same file in SRC
 #                             (or has one of the given older contents)
-#   hs NAME ARGS...           run `hermes sync` (see below), output kept in files
+#   hs NAME ARGS...           run `hermes sync` (see below), output kept in files;
+#                             then expect_ok / expect_fail / expect_err / stat_get
 #   run_sync_scenario PREFIX  the shared sync scenario (local and ssh tests)
+#   run_fault_scenario MODE PREFIX
+#                             kill the agent, then the client, mid-transfer
+#                             (sync_fault_local / sync_fault_ssh)
+#   tree_tmpdir               a temp dir, removed on exit
 #
 # Listing format (one line per entry, sorted by path, `.hermes` at the root and
 # every `.git` left out, the root itself left out):
@@ -539,11 +544,12 @@ expect_ok() {
 }
 
 # expect_fail WHAT: the last hs run failed cleanly: status 1..123 (not a
-# timeout, not a crash by signal) and a `hermes: ` line on stderr.
+# timeout, not a crash by signal) and a `hermes: <message>` line on stderr
+# (the message on the same line).
 expect_fail() {
 	((HS_RC != 0)) || fail "$1: hermes succeeded but should have failed"
 	((HS_RC < 124)) || fail "$1: hermes failed with status $HS_RC (timeout or killed by a signal) instead of a clean error"
-	grep -q '^hermes: ' "$HS_ERR" || fail "$1: no 'hermes: ...' error line on stderr"
+	grep -q '^hermes: *[^ ]' "$HS_ERR" || fail "$1: no 'hermes: <message>' error line on stderr"
 }
 
 # expect_err WHAT [grep options] PATTERN: stderr of the last run matches.
@@ -612,8 +618,8 @@ run_sync_scenario() {
 	printf 'remote only, top level\n' >"$dst/remote-only.txt"
 	local outputs=(build/remote-artifact.bin out-remote/result.txt src/gen/generated.o remote-only.txt)
 	local allow=(build out-remote src/gen/generated.o remote-only.txt)
-	local sums=()
-	for p in "${outputs[@]}"; do sums+=("$(sha256sum <"$dst/$p")"); done
+	local out_sums=()
+	for p in "${outputs[@]}"; do out_sums+=("$(sha256sum <"$dst/$p")"); done
 	mutate_tree "$src"
 	hs mutated --stats "$src" "$dest"
 	expect_ok "sync after mutate_tree"
@@ -625,7 +631,7 @@ run_sync_scenario() {
 	local i=0
 	for p in "${outputs[@]}"; do
 		[[ -f $dst/$p ]] || fail "remote-only file was removed: $p"
-		[[ $(sha256sum <"$dst/$p") == "${sums[i]}" ]] || fail "remote-only file was changed: $p"
+		[[ $(sha256sum <"$dst/$p") == "${out_sums[i]}" ]] || fail "remote-only file was changed: $p"
 		i=$((i + 1))
 	done
 	[[ -f $dst/src/gen/x.log ]] || fail "x.log was re-included by .gitignore but not sent"
@@ -753,7 +759,7 @@ _wait_pid_exit() {
 		sleep 0.05
 	done
 	WAIT_RC=0
-	wait "$pid" || WAIT_RC=$?
+	wait "$pid" 2>/dev/null || WAIT_RC=$?
 	return 0
 }
 
@@ -817,7 +823,7 @@ run_fault_scenario() {
 	echo "  -> exit $WAIT_RC"
 	((WAIT_RC != 0)) || fail "agent kill: hermes exited 0 although its agent was killed"
 	((WAIT_RC < 124)) || fail "agent kill: hermes died with status $WAIT_RC instead of reporting the error"
-	grep -q '^hermes: ' "$TREE_LOG/fault1.err" || fail "agent kill: no 'hermes: ...' error line"
+	grep -q '^hermes: *[^ ]' "$TREE_LOG/fault1.err" || fail "agent kill: no 'hermes: <message>' error line"
 	_wait_agents_gone "$dst" 20 || fail "agent kill: an agent for $dst is still running 20 s later"
 	assert_no_partial "$src" "$dst" || fail "agent kill: partially written file in DEST"
 
@@ -843,8 +849,11 @@ run_fault_scenario() {
 		sed 's/^/  err| /' "$TREE_LOG/fault2.err"
 		fail "client kill: could not inject the fault (hermes exit status $WAIT_RC)"
 	fi
-	kill -9 "$pid"
-	_wait_pid_exit "$pid" 10 || true
+	# (stderr off: no "Killed" job notice from bash)
+	{
+		kill -9 "$pid"
+		_wait_pid_exit "$pid" 10 || true
+	} 2>/dev/null
 	echo "  -> hermes killed (status $WAIT_RC)"
 	_wait_agents_gone "$dst" 20 || fail "client kill: an agent for $dst is still running 20 s after its client was killed"
 	# m-big.bin may still hold the old version, never a mix.
