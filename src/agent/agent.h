@@ -23,10 +23,13 @@
 #include <stdint.h>
 #include <xxhash.h>
 
+#include "fsops.h"
 #include "manifest.h"
 #include "wire.h"
+#include "writers.h"
 
 #define AGENT_MAX_REPORTED_ERRORS 64
+#define AGENT_WRITER_THREADS 4
 
 struct agent_file {
 	bool active;
@@ -41,7 +44,6 @@ struct agent_file {
 	XXH3_state_t *hs;
 	uint64_t written;
 	int err;              /* first error for this file; the rest of it is skipped */
-	bool inline_data;     /* the content came inside MSG_FILE: nothing follows */
 };
 
 struct agent {
@@ -58,11 +60,11 @@ struct agent {
 	struct manifest changes; /* this batch, in order; merged at COMMIT */
 	unsigned errors;         /* since the last COMMIT */
 	unsigned errors_sent;
-	char parent_path[PATH_MAX]; /* cache of the last parent directory opened */
-	int parent_fd;
+	struct dircache parents; /* the main thread's last parent directory */
+	struct tmpnames names;
+	struct writers *writers; /* installs inline files in parallel; NULL until needed */
 	struct agent_file cur;
 	uint8_t *io;             /* scratch buffer for copies (owned) */
-	uint32_t tmp_base, tmp_seq; /* temp file names: random base + counter */
 };
 
 /* state.c */
@@ -79,7 +81,8 @@ int agent_record_gone(struct agent *a, const char *path);
 int agent_apply(struct agent *a, const struct frame *f);
 int agent_open_beneath(struct agent *a, const char *path, int flags);
 void agent_file_abort(struct agent *a);
-void agent_drop_parent(struct agent *a);
+/* Wait for the writer threads and account for what they installed. */
+void agent_writers_sync(struct agent *a);
 int agent_report(struct agent *a, int errnum, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

@@ -17,6 +17,7 @@
 
 #include "agent.h"
 #include "delta.h"
+#include "fdio.h"
 #include "log.h"
 #include "path.h"
 
@@ -60,43 +61,12 @@ int agent_report(struct agent *a, int errnum, const char *path, const char *fmt,
 
 int agent_open_beneath(struct agent *a, const char *path, int flags)
 {
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-	long fd = syscall(SYS_openat2, a->root_fd, path, &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
+	return open_beneath(a->root_fd, path, flags);
 }
 
-void agent_drop_parent(struct agent *a)
-{
-	if (a->parent_fd >= 0 && a->parent_fd != a->root_fd)
-		close(a->parent_fd);
-	a->parent_fd = -1;
-	a->parent_path[0] = '\0';
-}
-
-/* The directory holding path, opened beneath the root (cached: changes
- * arrive sorted, so consecutive paths share it). Returns a borrowed fd. */
 static int parent_of(struct agent *a, const char *path, const char **base)
 {
-	size_t dlen = path_dir_len(path);
-	*base = path_base(path);
-	if (dlen == 0)
-		return a->root_fd;
-	if (a->parent_fd >= 0 && strlen(a->parent_path) == dlen &&
-	    memcmp(a->parent_path, path, dlen) == 0)
-		return a->parent_fd;
-	agent_drop_parent(a);
-	char dir[PATH_MAX];
-	memcpy(dir, path, dlen);
-	dir[dlen] = '\0';
-	int fd = agent_open_beneath(a, dir, O_PATH | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	a->parent_fd = fd;
-	memcpy(a->parent_path, dir, dlen + 1);
-	return fd;
+	return dircache_parent(&a->parents, a->root_fd, path, base);
 }
 
 /* Paths a client may not touch: our state, and names of our temp files. */
@@ -106,20 +76,6 @@ static bool reserved(const char *path)
 	if (strncmp(path, STATE_DIR, n) == 0 && (path[n] == '\0' || path[n] == '/'))
 		return true;
 	return strncmp(path_base(path), AGENT_TMP_PREFIX, strlen(AGENT_TMP_PREFIX)) == 0;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 /* Record path as it now is on disk, with the content hash we know. */
@@ -138,42 +94,9 @@ static int record_now(struct agent *a, int dirfd, const char *base, const char *
 
 static int set_times(int dirfd, const char *base, int64_t mtime_ns)
 {
-	struct timespec ts[2] = {
-		{ .tv_nsec = UTIME_OMIT },
-		{ .tv_sec = mtime_ns / 1000000000LL, .tv_nsec = mtime_ns % 1000000000LL },
-	};
-	if (ts[1].tv_nsec < 0) {
-		ts[1].tv_sec--;
-		ts[1].tv_nsec += 1000000000LL;
-	}
+	struct timespec ts[2];
+	mtime_spec(ts, mtime_ns);
 	return utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-}
-
-/* A fresh temp name in dirfd, created by create(dirfd, name, arg), which
- * returns >= 0 or -errno (-EEXIST: try another name). Names are a random
- * per-session prefix plus a counter: unique without a syscall per file. */
-static int make_temp(struct agent *a, int dirfd, char name[64],
-		     int (*create)(int, const char *, void *), void *arg)
-{
-	for (int tries = 0; tries < 16; tries++) {
-		if (a->tmp_seq == 0 && getrandom(&a->tmp_base, sizeof(a->tmp_base), 0) < 0)
-			return -errno;
-		snprintf(name, 64, "%s%08x%08x", AGENT_TMP_PREFIX, a->tmp_base, a->tmp_seq++);
-		int rc = create(dirfd, name, arg);
-		if (rc != -EEXIST)
-			return rc;
-		a->tmp_seq = 0; /* collided with a leftover: new prefix */
-	}
-	return -EEXIST;
-}
-
-/* Created with its final permission bits (the agent's umask is 0); the fd
- * is writable whatever they are. */
-static int create_file(int dirfd, const char *name, void *mode)
-{
-	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-			*(const uint32_t *)mode & 0777);
-	return fd < 0 ? -errno : fd;
 }
 
 static int create_symlink(int dirfd, const char *name, void *target)
@@ -217,7 +140,7 @@ static int file_write(struct agent *a, const uint8_t *p, size_t n)
 		return 0;
 	if (f->written + n > f->want.size)
 		return file_fail(a, -EBADMSG, "more data than announced for");
-	int rc = write_all(f->fd, p, n);
+	int rc = write_full(f->fd, p, n);
 	if (rc)
 		return file_fail(a, rc, "writing");
 	XXH3_128bits_update(f->hs, p, n);
@@ -253,24 +176,101 @@ static int file_copy(struct agent *a, uint64_t block, uint64_t count)
 	return 0;
 }
 
+static void account(struct agent *a, struct small_file *list)
+{
+	while (list) {
+		struct small_file *f = list;
+		list = f->next;
+		if (f->err) {
+			agent_report(a, -f->err, f->path, "%s %s in %s: %s", f->what, f->path,
+				     a->root_path, strerror(-f->err));
+		} else {
+			struct entry e = { .path = f->path };
+			entry_set_stat(&e, &f->st);
+			memcpy(e.hash, f->hash, 16);
+			agent_record(a, &e);
+		}
+		small_file_free(f);
+	}
+}
+
+void agent_writers_sync(struct agent *a)
+{
+	if (a->writers)
+		account(a, writers_done(a->writers, true));
+}
+
+/* A small file whose content came inside MSG_FILE: handed to the writer
+ * threads (or installed here if they cannot start). */
+static int file_inline(struct agent *a, const struct entry *want, const uint8_t *data, size_t n)
+{
+	if (a->failed)
+		return 0;
+	if (reserved(want->path))
+		return agent_report(a, EPERM, want->path, "refusing to write %s in %s",
+				    want->path, a->root_path);
+	if (n != want->size)
+		return agent_report(a, EBADMSG, want->path, "size mismatch for %s", want->path);
+	int rc = agent_mark_dirty(a);
+	if (rc)
+		return agent_report(a, -rc, want->path, "marking state for %s: %s", want->path,
+				    strerror(-rc));
+	struct small_file *f = calloc(1, sizeof(*f));
+	if (f) {
+		f->path = strdup(want->path);
+		f->data = malloc(n ? n : 1);
+	}
+	if (!f || !f->path || !f->data) {
+		small_file_free(f);
+		return agent_report(a, ENOMEM, want->path, "out of memory for %s", want->path);
+	}
+	memcpy(f->data, data, n);
+	f->len = n;
+	f->mode = want->mode;
+	f->mtime_ns = want->mtime_ns;
+	memcpy(f->hash, want->hash, 16);
+	if (!a->writers)
+		a->writers = writers_new(a->root_fd, &a->names, AGENT_WRITER_THREADS);
+	if (!a->writers) {
+		small_file_install(a->root_fd, &a->names, &a->parents, f);
+		account(a, f);
+		return 0;
+	}
+	writers_submit(a->writers, f);
+	account(a, writers_done(a->writers, false));
+	return 0;
+}
+
 static int file_begin(struct agent *a, struct dec *d)
 {
 	struct agent_file *f = &a->cur;
+	char path[PATH_MAX];
+	struct entry want = { .path = path, .type = ENTRY_FILE };
+	uint32_t block_len = 0;
+	dec_path(d, path);
+	want.mode = (uint32_t)dec_uvar(d) & 07777;
+	want.size = dec_uvar(d);
+	want.mtime_ns = dec_svar(d);
+	dec_fixed(d, want.hash, 16);
+	uint8_t kind = dec_u8(d);
+	if (kind == FILE_DELTA)
+		block_len = (uint32_t)dec_uvar(d);
+	if (d->err || kind > FILE_INLINE || (kind == FILE_DELTA && block_len == 0))
+		return -EPROTO;
+	if (kind == FILE_INLINE) {
+		size_t n;
+		const uint8_t *p = dec_rest(d, &n);
+		return file_inline(a, &want, p, n);
+	}
+
+	/* A streamed file: earlier inline files must be in place first. */
+	agent_writers_sync(a);
 	agent_file_abort(a);
 	f->active = true;
-	dec_path(d, f->path);
+	memcpy(f->path, path, strlen(path) + 1);
+	f->want = want;
 	f->want.path = f->path;
-	f->want.type = ENTRY_FILE;
-	f->want.mode = (uint32_t)dec_uvar(d) & 07777;
-	f->want.size = dec_uvar(d);
-	f->want.mtime_ns = dec_svar(d);
-	dec_fixed(d, f->want.hash, 16);
-	uint8_t kind = dec_u8(d);
-	f->inline_data = kind == FILE_INLINE;
-	if (kind == FILE_DELTA)
-		f->block_len = (uint32_t)dec_uvar(d);
-	if (d->err || kind > FILE_INLINE || (kind == FILE_DELTA && f->block_len == 0))
-		return -EPROTO;
+	f->block_len = block_len;
 	if (a->failed) {
 		f->err = -ECANCELED;
 		return 0;
@@ -291,7 +291,7 @@ static int file_begin(struct agent *a, struct dec *d)
 	int rc = agent_mark_dirty(a);
 	if (rc)
 		return file_fail(a, rc, "marking state for");
-	f->fd = make_temp(a, f->dirfd, f->tmpname, create_file, &f->want.mode);
+	f->fd = make_temp(&a->names, f->dirfd, f->tmpname, create_file_mode, &f->want.mode);
 	if (f->fd < 0) {
 		rc = f->fd;
 		f->fd = -1;
@@ -303,11 +303,6 @@ static int file_begin(struct agent *a, struct dec *d)
 		if (f->basis_fd < 0 || fstat(f->basis_fd, &st) < 0)
 			return file_fail(a, -EBADMSG, "no old version to patch for");
 		f->basis_size = (uint64_t)st.st_size;
-	}
-	if (kind == FILE_INLINE) {
-		size_t n;
-		const uint8_t *p = dec_rest(d, &n);
-		return file_write(a, p, n);
 	}
 	return 0;
 }
@@ -334,14 +329,8 @@ static int file_end(struct agent *a)
 		rc = file_fail(a, -errno, "setting the mode of");
 		goto out;
 	}
-	struct timespec ts[2] = {
-		{ .tv_nsec = UTIME_OMIT },
-		{ .tv_sec = f->want.mtime_ns / 1000000000LL, .tv_nsec = f->want.mtime_ns % 1000000000LL },
-	};
-	if (ts[1].tv_nsec < 0) {
-		ts[1].tv_sec--;
-		ts[1].tv_nsec += 1000000000LL;
-	}
+	struct timespec ts[2];
+	mtime_spec(ts, f->want.mtime_ns);
 	futimens(f->fd, ts);
 	if (close(f->fd) < 0) { /* NFS and friends report write errors here */
 		f->fd = -1;
@@ -396,7 +385,7 @@ static int op_symlink(struct agent *a, const char *path, const char *target, int
 	char tmp[64];
 	int rc = agent_mark_dirty(a);
 	if (!rc)
-		rc = make_temp(a, dirfd, tmp, create_symlink, (void *)target);
+		rc = make_temp(&a->names, dirfd, tmp, create_symlink, (void *)target);
 	if (!rc) {
 		set_times(dirfd, tmp, mtime);
 		if (renameat(dirfd, tmp, dirfd, base) < 0) {
@@ -520,18 +509,12 @@ int agent_apply(struct agent *a, const struct frame *f)
 	struct dec d;
 	dec_init(&d, f);
 	char path[PATH_MAX], path2[PATH_MAX];
-	int rc = 0;
 
 	if (a->cur.active && f->type != MSG_DATA && f->type != MSG_COPY && f->type != MSG_FEND)
 		return -EPROTO; /* a file's stream must end before anything else */
 	switch (f->type) {
 	case MSG_FILE:
-		rc = file_begin(a, &d);
-		if (rc == -EPROTO)
-			return rc;
-		if (a->cur.inline_data)
-			file_end(a);
-		return 0;
+		return file_begin(a, &d) == -EPROTO ? -EPROTO : 0;
 	case MSG_DATA: {
 		size_t n;
 		const uint8_t *p = dec_rest(&d, &n);

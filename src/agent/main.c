@@ -211,6 +211,14 @@ static int handle_commit(struct agent *a)
 static int dispatch(struct agent *a, const struct frame *f)
 {
 	switch (f->type) {
+	case MSG_FILE:
+		break; /* inline files go on in parallel; file_begin syncs the rest */
+	default:
+		/* Anything else may depend on files still being installed. */
+		agent_writers_sync(a);
+		break;
+	}
+	switch (f->type) {
 	case MSG_HELLO:
 		return 0;
 	case MSG_OPEN:
@@ -298,7 +306,8 @@ int main(int argc, char **argv)
 	umask(0);
 
 	struct agent a = { .root_path = root, .root_fd = -1, .state_fd = -1, .lock_fd = -1,
-			   .parent_fd = -1 };
+ };
+	dircache_init(&a.parents);
 	a.cur.fd = a.cur.basis_fd = a.cur.dirfd = -1;
 	a.io = malloc(1u << 20);
 	struct transport *t = transport_fd_new(STDIN_FILENO, STDOUT_FILENO);
@@ -309,6 +318,7 @@ int main(int argc, char **argv)
 	int rc = serve(&a);
 	/* The client went away mid-batch: what was applied is on disk, so
 	 * track it (a new generation tells the client to look again). */
+	agent_writers_sync(&a);
 	if (a.opened && a.changes.n > 0) {
 		struct buf err = BUF_INIT;
 		agent_file_abort(&a);

@@ -132,6 +132,11 @@ int agent_open_root(struct agent *a, struct buf *err)
 			   MANIFEST_FILE, strerror(-rc));
 		return rc;
 	}
+	rc = tmpnames_init(&a->names);
+	if (rc) {
+		buf_printf(err, "getrandom: %s", strerror(-rc));
+		return rc;
+	}
 	if (faccessat(a->state_fd, DIRTY_FILE, F_OK, 0) == 0) {
 		remove_leftovers(a->root_fd, true);
 		a->dirty = true;
@@ -142,7 +147,10 @@ int agent_open_root(struct agent *a, struct buf *err)
 void agent_close_root(struct agent *a)
 {
 	agent_file_abort(a);
-	agent_drop_parent(a);
+	agent_writers_sync(a);
+	writers_free(a->writers);
+	a->writers = NULL;
+	dircache_drop(&a->parents);
 	if (a->lock_fd >= 0)
 		close(a->lock_fd);
 	if (a->state_fd >= 0)

@@ -513,9 +513,10 @@ int manifest_save(const struct manifest *m, int dirfd, const char *name)
 		rc = -errno;
 		goto out;
 	}
+	/* No fsync: a manifest lost in a crash only makes the next exchange a
+	 * full one (a damaged or stale one is detected), while an fsync here
+	 * would wait for every file just written to reach the disk. */
 	rc = write_all(fd, b.data, b.len);
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
 	if (close(fd) < 0 && !rc)
 		rc = -errno;
 	if (!rc && renameat(dirfd, tmp, dirfd, name) < 0)

@@ -1,0 +1,203 @@
+#include "writers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fdio.h"
+#include "manifest.h"
+
+#define WRITERS_MAX 16
+#define WRITERS_MAX_INFLIGHT 256
+
+struct writers {
+	int root_fd;
+	struct tmpnames *names;
+	pthread_mutex_t mu;
+	pthread_cond_t work;  /* a job was queued, or stop */
+	pthread_cond_t moved; /* a job finished */
+	/* protected by mu: */
+	struct small_file *queue, *queue_tail;
+	struct small_file *done, *done_tail;
+	size_t inflight; /* queued or being installed */
+	bool stop;
+	int nthreads;
+	pthread_t th[WRITERS_MAX];
+};
+
+void small_file_free(struct small_file *f)
+{
+	if (!f)
+		return;
+	free(f->path);
+	free(f->data);
+	free(f);
+}
+
+int create_file_mode(int dirfd, const char *name, void *mode)
+{
+	/* The agent's umask is 0: the file gets exactly these bits, and the
+	 * fd is writable whatever they are. */
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			*(const uint32_t *)mode & 0777);
+	return fd < 0 ? -errno : fd;
+}
+
+static int install(int root_fd, struct tmpnames *names, struct dircache *dc,
+		   struct small_file *f)
+{
+	uint8_t got[16];
+	hash_mem(f->data, f->len, got);
+	if (memcmp(got, f->hash, 16) != 0) {
+		f->what = "content did not verify for";
+		return -EBADMSG;
+	}
+	const char *base;
+	int dirfd = dircache_parent(dc, root_fd, f->path, &base);
+	if (dirfd < 0) {
+		f->what = "cannot reach the directory of";
+		return dirfd;
+	}
+	char tmp[64];
+	int fd = make_temp(names, dirfd, tmp, create_file_mode, &f->mode);
+	if (fd < 0) {
+		f->what = "creating a temp file for";
+		return fd;
+	}
+	int rc = write_full(fd, f->data, f->len);
+	if (!rc && (f->mode & 07000) && fchmod(fd, f->mode) < 0)
+		rc = -errno;
+	if (!rc) {
+		struct timespec ts[2];
+		mtime_spec(ts, f->mtime_ns);
+		futimens(fd, ts);
+	}
+	if (close(fd) < 0 && !rc)
+		rc = -errno; /* NFS and friends report write errors here */
+	f->what = "writing";
+	if (!rc && renameat(dirfd, tmp, dirfd, base) < 0) {
+		rc = -errno;
+		f->what = "cannot replace";
+	}
+	if (rc) {
+		unlinkat(dirfd, tmp, 0);
+		return rc;
+	}
+	f->what = "cannot stat";
+	return fstatat(dirfd, base, &f->st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+void small_file_install(int root_fd, struct tmpnames *names, struct dircache *dc,
+			struct small_file *f)
+{
+	f->err = install(root_fd, names, dc, f);
+	if (!f->err)
+		f->what = NULL;
+}
+
+static void *worker(void *arg)
+{
+	struct writers *w = arg;
+	struct dircache dc;
+	dircache_init(&dc);
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->queue && !w->stop)
+			pthread_cond_wait(&w->work, &w->mu);
+		struct small_file *f = w->queue;
+		if (!f)
+			break; /* stopping, nothing left */
+		w->queue = f->next;
+		if (!w->queue)
+			w->queue_tail = NULL;
+		pthread_mutex_unlock(&w->mu);
+
+		f->next = NULL;
+		small_file_install(w->root_fd, w->names, &dc, f);
+
+		pthread_mutex_lock(&w->mu);
+		if (w->done_tail)
+			w->done_tail->next = f;
+		else
+			w->done = f;
+		w->done_tail = f;
+		w->inflight--;
+		pthread_cond_broadcast(&w->moved);
+	}
+	pthread_mutex_unlock(&w->mu);
+	dircache_drop(&dc);
+	return NULL;
+}
+
+struct writers *writers_new(int root_fd, struct tmpnames *names, int nthreads)
+{
+	struct writers *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->root_fd = root_fd;
+	w->names = names;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->moved, NULL);
+	if (nthreads > WRITERS_MAX)
+		nthreads = WRITERS_MAX;
+	for (int i = 0; i < nthreads; i++) {
+		if (pthread_create(&w->th[i], NULL, worker, w) != 0)
+			break;
+		w->nthreads++;
+	}
+	if (w->nthreads == 0) {
+		writers_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void writers_submit(struct writers *w, struct small_file *f)
+{
+	f->next = NULL;
+	f->err = 0;
+	f->what = NULL;
+	pthread_mutex_lock(&w->mu);
+	while (w->inflight >= WRITERS_MAX_INFLIGHT)
+		pthread_cond_wait(&w->moved, &w->mu);
+	if (w->queue_tail)
+		w->queue_tail->next = f;
+	else
+		w->queue = f;
+	w->queue_tail = f;
+	w->inflight++;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+}
+
+struct small_file *writers_done(struct writers *w, bool wait_all)
+{
+	pthread_mutex_lock(&w->mu);
+	while (wait_all && w->inflight > 0)
+		pthread_cond_wait(&w->moved, &w->mu);
+	struct small_file *list = w->done;
+	w->done = w->done_tail = NULL;
+	pthread_mutex_unlock(&w->mu);
+	return list;
+}
+
+void writers_free(struct writers *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	for (int i = 0; i < w->nthreads; i++)
+		pthread_join(w->th[i], NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->moved);
+	free(w);
+}
