@@ -251,10 +251,11 @@ static int file_begin(struct agent *a, struct dec *d)
 	want.mode = (uint32_t)dec_uvar(d) & 07777;
 	want.size = dec_uvar(d);
 	want.mtime_ns = dec_svar(d);
-	dec_fixed(d, want.hash, 16);
 	uint8_t kind = dec_u8(d);
 	if (kind == FILE_DELTA)
 		block_len = (uint32_t)dec_uvar(d);
+	if (kind == FILE_INLINE)
+		dec_fixed(d, want.hash, 16);
 	if (d->err || kind > FILE_INLINE || (kind == FILE_DELTA && block_len == 0))
 		return -EPROTO;
 	if (kind == FILE_INLINE) {
@@ -307,11 +308,13 @@ static int file_begin(struct agent *a, struct dec *d)
 	return 0;
 }
 
-static int file_end(struct agent *a)
+/* MSG_FEND: the client hashed the content as it sent it; ours must match. */
+static int file_end(struct agent *a, struct dec *d)
 {
 	struct agent_file *f = &a->cur;
 	int rc = 0;
-	if (!f->active)
+	dec_fixed(d, f->want.hash, 16);
+	if (!f->active || d->err)
 		return -EPROTO;
 	if (f->err)
 		goto out;
@@ -531,8 +534,7 @@ int agent_apply(struct agent *a, const struct frame *f)
 		return 0;
 	}
 	case MSG_FEND:
-		file_end(a);
-		return 0;
+		return file_end(a, &d) == -EPROTO ? -EPROTO : 0;
 	default:
 		break;
 	}

@@ -41,10 +41,11 @@ enum msg_type {
 	MSG_SIG,         /* A->C (id): varint size, block_len, strong_len, count; weak[] u32le; strong[] */
 	MSG_MKDIR,       /* C->A: path, varint mode */
 	MSG_SYMLINK,     /* C->A: path, str target, svarint mtime */
-	MSG_FILE,        /* C->A: path, mode, size, mtime, fixed16 hash, u8 kind [, block_len] [, inline data] */
+	MSG_FILE,        /* C->A: path, mode, size, mtime, u8 kind, then DELTA: block_len;
+			    INLINE: fixed16 hash and the content */
 	MSG_DATA,        /* C->A: literal bytes of the current file */
 	MSG_COPY,        /* C->A: varint first block, varint count (delta files) */
-	MSG_FEND,        /* C->A: end of the current file */
+	MSG_FEND,        /* C->A: fixed16 hash of the whole file: end of it */
 	MSG_SETATTR,     /* C->A: path, varint mode, svarint mtime (also marks it tracked) */
 	MSG_DELETE,      /* C->A: path */
 	MSG_RENAME,      /* C->A: path from, path to */

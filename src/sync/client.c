@@ -23,6 +23,7 @@
 #define HANDSHAKE_TIMEOUT_MS 30000
 #define INLINE_MAX (64u * 1024u)
 #define DATA_CHUNK (256u * 1024u)
+#define IO_CHUNK (1u << 20)
 #define DELTA_THRESHOLD 1024u /* smaller files go whole: a signature costs more */
 #define SIG_BATCH 64
 #define HASHCACHE_FILE "hashcache"
@@ -51,6 +52,7 @@ struct client {
 	uint32_t next_id;
 	uint64_t progress_total, progress_done;
 	int64_t progress_last_ms;
+	uint8_t *io; /* IO_CHUNK bytes of scratch (owned) */
 };
 
 /* --- small helpers ----------------------------------------------------- */
@@ -379,13 +381,12 @@ static int send_rename(struct client *c, const struct entry *from, const struct 
 	return rc;
 }
 
-static void file_header(struct enc *e, const struct entry *l, uint8_t kind)
+static void file_header(struct enc *e, const struct entry *l, uint64_t size, uint8_t kind)
 {
 	enc_str(e, l->path);
 	enc_uvar(e, l->mode);
-	enc_uvar(e, l->size);
+	enc_uvar(e, size);
 	enc_svar(e, l->mtime_ns);
-	enc_fixed(e, l->hash, 16);
 	enc_u8(e, kind);
 }
 
@@ -414,9 +415,126 @@ static int read_local(struct client *c, int fd, const char *path, uint8_t *p, si
 	return 0;
 }
 
-/* The whole content: inline for small files, else DATA frames. If the file
- * changes under us the agent's hash check catches it and asks again. */
-static int send_whole(struct client *c, const struct entry *l)
+/* The scan leaves files it had no cached hash for unhashed; hash one when a
+ * decision needs it (is it the same as the remote copy? a renamed file?). */
+static int ensure_hash(struct client *c, struct entry *l)
+{
+	if (!(l->flags & ENTRY_UNHASHED))
+		return 0;
+	int fd;
+	int rc = open_local(c, l->path, &fd);
+	if (rc)
+		return rc;
+	uint64_t got = 0;
+	rc = hash_fd(fd, l->hash, &got);
+	close(fd);
+	if (rc) {
+		buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, l->path, strerror(-rc));
+		return rc;
+	}
+	if (got != l->size) { /* changed since the scan: describe what we read */
+		l->size = got;
+		l->flags |= ENTRY_RACY;
+	}
+	l->flags &= (uint8_t)~ENTRY_UNHASHED;
+	return 0;
+}
+
+/* Record the hash of what was actually sent: it becomes the entry's. */
+static void set_sent_hash(struct entry *l, XXH3_state_t *hs, uint64_t sent)
+{
+	XXH128_canonical_t h;
+	XXH128_canonicalFromHash(&h, XXH3_128bits_digest(hs));
+	memcpy(l->hash, h.digest, 16);
+	if (sent != l->size) {
+		l->size = sent;
+		l->flags |= ENTRY_RACY;
+	}
+	l->flags &= (uint8_t)~ENTRY_UNHASHED;
+}
+
+static int send_fend(struct client *c, const struct entry *l)
+{
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_fixed(&e, l->hash, 16);
+	return wire_end(&c->w, &e, MSG_FEND, 0);
+}
+
+static int send_stream(struct client *c, struct entry *l, int fd);
+
+/* Small files travel inside MSG_FILE, hashed as read. */
+static int send_inline(struct client *c, struct entry *l, int fd)
+{
+	struct enc e;
+	size_t got = 0;
+	int rc = read_local(c, fd, l->path, c->io, INLINE_MAX + 1, 0, &got);
+	if (rc)
+		return rc;
+	if (got > INLINE_MAX) { /* grew meanwhile: stream what is there now */
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		l->size = (uint64_t)st.st_size;
+		l->flags |= ENTRY_RACY;
+		return send_stream(c, l, fd);
+	}
+	if (got != l->size)
+		l->flags |= ENTRY_RACY;
+	l->size = got;
+	hash_mem(c->io, got, l->hash);
+	l->flags &= (uint8_t)~ENTRY_UNHASHED;
+	wire_begin(&c->w, &e);
+	file_header(&e, l, got, FILE_INLINE);
+	enc_fixed(&e, l->hash, 16);
+	enc_fixed(&e, c->io, got);
+	c->st->literal_bytes += got;
+	progress(c, got, false);
+	return wire_end(&c->w, &e, MSG_FILE, 0);
+}
+
+/* Larger files stream as DATA frames, hashed on the way; the hash closes
+ * them (MSG_FEND). If the file changes meanwhile, the agent's check sees a
+ * short or different file and asks for it again. */
+static int send_stream(struct client *c, struct entry *l, int fd)
+{
+	struct enc e;
+	XXH3_state_t *hs = XXH3_createState();
+	if (!hs)
+		return -ENOMEM;
+	XXH3_128bits_reset(hs);
+	wire_begin(&c->w, &e);
+	file_header(&e, l, l->size, FILE_WHOLE);
+	int rc = wire_end(&c->w, &e, MSG_FILE, 0);
+	uint64_t off = 0;
+	while (!rc && off < l->size) {
+		size_t want = l->size - off < DATA_CHUNK ? (size_t)(l->size - off) : DATA_CHUNK, got = 0;
+		wire_begin(&c->w, &e);
+		rc = e.err ? e.err : buf_reserve(&c->w.out, want);
+		uint8_t *p = c->w.out.data + c->w.out.len;
+		if (!rc)
+			rc = read_local(c, fd, l->path, p, want, off, &got);
+		XXH3_128bits_update(hs, p, got);
+		c->w.out.len += got;
+		if (!rc)
+			rc = wire_end(&c->w, &e, MSG_DATA, 0);
+		if (got == 0)
+			break;
+		off += got;
+		progress(c, got, false);
+		if (!rc && c->w.out.len == 0)
+			rc = drain(c); /* a flush just happened: look for errors */
+	}
+	uint64_t announced = l->size;
+	set_sent_hash(l, hs, off);
+	XXH3_freeState(hs);
+	c->st->literal_bytes += off;
+	if (!rc && off != announced)
+		l->flags |= ENTRY_RACY; /* the agent will report it; we send it again */
+	return rc ? rc : send_fend(c, l);
+}
+
+static int send_whole(struct client *c, struct entry *l)
 {
 	plan_line(c, "send", l->path, NULL);
 	c->st->files_sent++;
@@ -426,52 +544,14 @@ static int send_whole(struct client *c, const struct entry *l)
 	int rc = open_local(c, l->path, &fd);
 	if (rc)
 		return rc;
-	struct enc e;
-	wire_begin(&c->w, &e);
-	file_header(&e, l, l->size <= INLINE_MAX ? FILE_INLINE : FILE_WHOLE);
-	uint64_t off = 0;
-	if (l->size <= INLINE_MAX) {
-		size_t got = 0;
-		rc = e.err ? e.err : buf_reserve(&c->w.out, (size_t)l->size);
-		if (!rc)
-			rc = read_local(c, fd, l->path, c->w.out.data + c->w.out.len, (size_t)l->size, 0, &got);
-		c->w.out.len += got;
-		off = got;
-		if (!rc)
-			rc = wire_end(&c->w, &e, MSG_FILE, 0);
-	} else {
-		rc = wire_end(&c->w, &e, MSG_FILE, 0);
-		while (!rc && off < l->size) {
-			size_t want = l->size - off < DATA_CHUNK ? (size_t)(l->size - off) : DATA_CHUNK, got = 0;
-			wire_begin(&c->w, &e);
-			rc = e.err ? e.err : buf_reserve(&c->w.out, want);
-			if (!rc)
-				rc = read_local(c, fd, l->path, c->w.out.data + c->w.out.len, want, off, &got);
-			c->w.out.len += got;
-			if (!rc)
-				rc = wire_end(&c->w, &e, MSG_DATA, 0);
-			if (got == 0)
-				break; /* shrank: the agent will notice the short file */
-			off += got;
-			progress(c, got, false);
-			if (!rc && c->w.out.len == 0)
-				rc = drain(c); /* a flush just happened: look for errors */
-		}
-		if (!rc) {
-			wire_begin(&c->w, &e);
-			rc = wire_end(&c->w, &e, MSG_FEND, 0);
-		}
-	}
-	c->st->literal_bytes += off;
-	if (l->size <= INLINE_MAX)
-		progress(c, off, false);
+	rc = l->size <= INLINE_MAX ? send_inline(c, l, fd) : send_stream(c, l, fd);
 	close(fd);
 	return rc;
 }
 
 struct delta_ctx {
 	struct client *c;
-	uint64_t literal, matched;
+	uint64_t literal;
 };
 
 static int emit_op(void *arg, const struct delta_op *op)
@@ -490,7 +570,35 @@ static int emit_op(void *arg, const struct delta_op *op)
 	return wire_end(&c->w, &e, MSG_DATA, 0);
 }
 
-static int send_delta(struct client *c, const struct entry *l, const struct delta_sig *sig)
+/* Read the file once: each chunk is hashed and fed to the delta generator. */
+static int delta_stream(struct client *c, struct entry *l, const struct delta_sig *sig, int fd,
+			struct delta_ctx *dc)
+{
+	struct delta_gen *g = delta_gen_new(sig);
+	XXH3_state_t *hs = XXH3_createState();
+	int rc = g && hs ? 0 : -ENOMEM;
+	uint64_t off = 0;
+	if (!rc)
+		XXH3_128bits_reset(hs);
+	while (!rc && off < l->size) {
+		size_t want = l->size - off < IO_CHUNK ? (size_t)(l->size - off) : IO_CHUNK, got = 0;
+		rc = read_local(c, fd, l->path, c->io, want, off, &got);
+		if (rc || got == 0)
+			break;
+		XXH3_128bits_update(hs, c->io, got);
+		rc = delta_gen_feed(g, c->io, got, emit_op, dc);
+		off += got;
+	}
+	if (!rc)
+		rc = delta_gen_finish(g, emit_op, dc);
+	if (hs)
+		set_sent_hash(l, hs, off);
+	delta_gen_free(g);
+	XXH3_freeState(hs);
+	return rc;
+}
+
+static int send_delta(struct client *c, struct entry *l, const struct delta_sig *sig)
 {
 	int fd;
 	int rc = open_local(c, l->path, &fd);
@@ -498,28 +606,26 @@ static int send_delta(struct client *c, const struct entry *l, const struct delt
 		return rc;
 	struct enc e;
 	wire_begin(&c->w, &e);
-	file_header(&e, l, FILE_DELTA);
+	file_header(&e, l, l->size, FILE_DELTA);
 	enc_uvar(&e, sig->block_len);
 	rc = wire_end(&c->w, &e, MSG_FILE, 0);
 	struct delta_ctx dc = { .c = c };
+	uint64_t size = l->size;
 	if (!rc)
-		rc = delta_from_fd(sig, fd, l->size, emit_op, &dc);
+		rc = delta_stream(c, l, sig, fd, &dc);
 	close(fd);
-	if (rc == -ESTALE)
-		rc = 0; /* changed while read: the agent's hash check asks again */
 	if (rc) {
 		if (!c->err->len)
 			buf_printf(c->err, "cannot send %s/%s: %s", c->o->local_dir, l->path,
 				   strerror(-rc));
 		return rc;
 	}
-	wire_begin(&c->w, &e);
-	rc = wire_end(&c->w, &e, MSG_FEND, 0);
+	rc = send_fend(c, l);
 	c->st->files_sent++;
 	c->st->delta_files++;
 	c->st->literal_bytes += dc.literal;
-	c->st->matched_bytes += l->size > dc.literal ? l->size - dc.literal : 0;
-	progress(c, l->size, false);
+	c->st->matched_bytes += size > dc.literal ? size - dc.literal : 0;
+	progress(c, size, false);
 	return rc;
 }
 
@@ -566,6 +672,9 @@ static int recv_sig(struct client *c, uint32_t id, struct delta_sig *sig)
 	return 0;
 }
 
+static bool needs_content(const struct entry *l, const struct entry *r);
+static bool needs_attrs(const struct entry *l, const struct entry *r);
+
 /* Delta candidates go in batches: ask for signatures, then send deltas.
  * One round trip per batch keeps the agent's replies from piling up. */
 static int send_deltas(struct client *c, struct entry **v, size_t n)
@@ -581,13 +690,23 @@ static int send_deltas(struct client *c, struct entry **v, size_t n)
 		}
 		if (!rc)
 			rc = wire_flush(&c->w);
+		/* While the agent computes signatures: hash the files that kept
+		 * their size, which may turn out not to have changed at all. */
+		for (size_t i = start; i < end && !rc; i++)
+			rc = ensure_hash(c, v[i]);
 		for (size_t i = start; i < end && !rc; i++) {
 			struct delta_sig sig;
 			rc = recv_sig(c, c->next_id + (uint32_t)(i - start), &sig);
 			if (rc)
 				break;
-			if (!c->fatal)
+			const struct entry *r = manifest_find(&c->remote, v[i]->path);
+			if (c->fatal) {
+				/* the agent stopped applying: just consume the replies */
+			} else if (r && !needs_content(v[i], r)) {
+				rc = needs_attrs(v[i], r) ? send_setattr(c, v[i]) : 0;
+			} else {
 				rc = sig.block_len ? send_delta(c, v[i], &sig) : send_whole(c, v[i]);
+			}
 			delta_sig_free(&sig);
 		}
 		c->next_id += SIG_BATCH;
@@ -644,8 +763,11 @@ static int delete_remote_tree(struct client *c, struct entry *dir)
 	return send_delete(c, dir, false);
 }
 
+/* An unhashed file reaches here only when its size already tells. */
 static bool needs_content(const struct entry *l, const struct entry *r)
 {
+	if (r && (l->flags & ENTRY_UNHASHED))
+		return r->type != ENTRY_FILE || r->size != l->size;
 	return !r || !entry_same_content(l, r);
 }
 
@@ -691,6 +813,14 @@ static int rename_sources(struct client *c, struct entry ***out, size_t *n)
 	qsort(v, *n, sizeof(*v), by_hash);
 	*out = v;
 	return 0;
+}
+
+static bool source_with_size(struct entry **v, size_t n, uint64_t size)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->size == size)
+			return true;
+	return false;
 }
 
 static struct entry *take_source(struct client *c, struct entry **v, size_t n, const struct entry *l)
@@ -754,6 +884,17 @@ static int plan_and_send(struct client *c)
 		struct entry *l = &c->local.v[i], *r = remote_for(c, l);
 		if (is_ignored(l) || l->type == ENTRY_DIR)
 			continue;
+		if (l->flags & ENTRY_UNHASHED) {
+			bool same_size = r && r->type == ENTRY_FILE && r->size == l->size;
+			if (same_size && l->size >= DELTA_THRESHOLD && !c->o->dry_run) {
+				deltas[ndeltas++] = l; /* hashed while its signature is made */
+				continue;
+			}
+			if (same_size || source_with_size(sources, nsources, l->size))
+				rc = ensure_hash(c, l);
+			if (rc)
+				break;
+		}
 		if (!needs_content(l, r)) {
 			if (needs_attrs(l, r))
 				rc = send_setattr(c, l);
@@ -763,7 +904,8 @@ static int plan_and_send(struct client *c)
 			rc = send_symlink(c, l);
 			continue;
 		}
-		struct entry *from = take_source(c, sources, nsources, l);
+		struct entry *from = (l->flags & ENTRY_UNHASHED) ? NULL
+				     : take_source(c, sources, nsources, l);
 		if (from)
 			rc = send_rename(c, from, l);
 		else if (r && r->type == ENTRY_FILE && l->size >= DELTA_THRESHOLD && !c->o->dry_run)
@@ -849,8 +991,10 @@ static void save_state(struct client *c, bool remote_ok)
 	struct manifest keep;
 	manifest_init(&keep);
 	bool ok = true;
+	/* Files still unhashed (their transfer failed) are left out of both:
+	 * the next run looks at them afresh. */
 	for (size_t i = 0; i < c->local.n && ok; i++)
-		if (!is_ignored(&c->local.v[i]))
+		if (!(c->local.v[i].flags & (ENTRY_IGNORED | ENTRY_UNHASHED)))
 			ok = manifest_add(&keep, &c->local.v[i]) == 0;
 	int rc = ok ? manifest_save(&keep, c->state_fd, HASHCACHE_FILE) : -ENOMEM;
 	if (rc)
@@ -874,6 +1018,7 @@ static int scan_local(struct client *c)
 		.use_ignore_files = true,
 		.include_vcs = c->o->include_vcs,
 		.hash_cache = &c->hash_cache,
+		.defer_hash = true,
 	};
 	struct scan_stats ss = { 0 };
 	struct buf serr = BUF_INIT;
@@ -963,9 +1108,15 @@ int sync_run(struct transport *t, const struct sync_options *o, struct sync_stat
 	manifest_init(&c.local);
 	manifest_init(&c.remote);
 	manifest_init(&c.hash_cache);
+	c.io = malloc(IO_CHUNK);
+	if (!c.io) {
+		buf_printf(err, "out of memory");
+		return -ENOMEM;
+	}
 	c.root_fd = open(o->local_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int rc;
 	if (c.root_fd < 0) {
+		free(c.io);
 		rc = -errno;
 		buf_printf(err, "cannot open %s: %s", o->local_dir, strerror(-rc));
 		return rc;
@@ -987,6 +1138,7 @@ int sync_run(struct transport *t, const struct sync_options *o, struct sync_stat
 		free(c.retry[i]);
 	free(c.retry);
 	free(c.handled);
+	free(c.io);
 	buf_free(&c.fatal_msg);
 	manifest_free(&c.local);
 	manifest_free(&c.remote);

@@ -203,7 +203,7 @@ static bool stat_identity_matches(const struct entry *cached, const struct stat 
  * dirfd/name locate the object. Returns 0, or -errno; a type we do not
  * mirror (device, fifo, socket) gives ENTRY_NONE. */
 static int entry_from_stat(struct entry *e, int dirfd, const char *name, const struct stat *st,
-			   const struct entry *cached, int64_t now_ns, uint64_t *hashed)
+			   const struct entry *cached, int64_t now_ns, bool defer, uint64_t *hashed)
 {
 	entry_set_stat(e, st);
 	e->size = 0;
@@ -241,6 +241,10 @@ static int entry_from_stat(struct entry *e, int dirfd, const char *name, const s
 		memcpy(e->hash, cached->hash, 16);
 		return 0;
 	}
+	if (defer) {
+		e->flags |= ENTRY_UNHASHED;
+		return 0;
+	}
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
@@ -272,7 +276,7 @@ int entry_refresh(int root_fd, struct entry *e, const struct entry *cached)
 		return 0;
 	}
 	uint64_t hashed = 0;
-	return entry_from_stat(e, root_fd, e->path, &st, cached, realtime_ns(), &hashed);
+	return entry_from_stat(e, root_fd, e->path, &st, cached, realtime_ns(), false, &hashed);
 }
 
 struct scan {
@@ -331,7 +335,8 @@ static int scan_one(struct scan *s, int dirfd, const char *name, size_t plen)
 		return manifest_add(s->m, &e);
 	}
 	const struct entry *cached = s->o->hash_cache ? manifest_find(s->o->hash_cache, s->path) : NULL;
-	int rc = entry_from_stat(&e, dirfd, name, &st, cached, s->now_ns, &s->st->hashed_bytes);
+	int rc = entry_from_stat(&e, dirfd, name, &st, cached, s->now_ns, s->o->defer_hash,
+				 &s->st->hashed_bytes);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc) {

@@ -27,6 +27,7 @@ enum entry_type { ENTRY_NONE = 0, ENTRY_FILE = 1, ENTRY_DIR = 2, ENTRY_SYMLINK =
 #define ENTRY_TRACKED 0x1 /* the agent holds it because a client sent it */
 #define ENTRY_RACY 0x2    /* modified too close to hashing: re-hash next time */
 #define ENTRY_IGNORED 0x4 /* present locally but excluded by ignore rules */
+#define ENTRY_UNHASHED 0x8 /* hash not computed yet (scan with defer_hash) */
 
 struct entry {
 	char *path; /* owned */
@@ -64,6 +65,7 @@ struct scan_options {
 	bool use_ignore_files; /* honour .gitignore / .hermesignore */
 	bool include_vcs;      /* descend into .git */
 	const struct manifest *hash_cache; /* sorted; reuse hashes whose stat identity matches */
+	bool defer_hash;       /* leave files the cache cannot answer ENTRY_UNHASHED */
 };
 
 struct scan_stats {

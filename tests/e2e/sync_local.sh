@@ -22,4 +22,26 @@ expect_ok "local:/path"
 compare_trees "$work/src" "$work/dst" || fail "local:/path: trees differ"
 assert_no_tmp "$work/dst" || fail "local:/path: temp files left"
 
+# Files that keep their size: an in-place edit travels as a small delta, a
+# touch (new mtime, same bytes) sends no content at all.
+step "same-size edit and touch of a 4 MB file"
+work=$(tree_tmpdir)
+mkdir -p "$work/src" "$work/dst"
+head -c 4194304 /dev/urandom >"$work/src/blob.bin"
+hs same0 --stats "$work/src" "$work/dst"
+expect_ok "same-size: first sync"
+printf 'Q' | dd of="$work/src/blob.bin" bs=1 seek=2000000 conv=notrunc status=none
+hs same1 --stats "$work/src" "$work/dst"
+expect_ok "same-size: edit"
+cmp "$work/src/blob.bin" "$work/dst/blob.bin" || fail "same-size edit: copies differ"
+(($(stat_get "literal bytes") < 65536)) || fail "same-size edit: too many literal bytes"
+(($(stat_get "matched bytes") > 4000000)) || fail "same-size edit: blocks were not reused"
+touch -d '2001-02-03 04:05:06' "$work/src/blob.bin"
+hs same2 --stats "$work/src" "$work/dst"
+expect_ok "same-size: touch"
+(($(stat_get "literal bytes") == 0)) || fail "touch: content was sent"
+(($(stat_get "files sent") == 0)) || fail "touch: counted as sent"
+[[ $(stat -c %Y "$work/dst/blob.bin") == $(stat -c %Y "$work/src/blob.bin") ]] ||
+	fail "touch: mtime not mirrored"
+
 echo "PASS: sync_local"

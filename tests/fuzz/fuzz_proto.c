@@ -42,10 +42,18 @@ static void decode_payload(const struct frame *f)
 		dec_uvar(&d);
 		dec_uvar(&d);
 		dec_svar(&d);
-		dec_fixed(&d, h, 16);
-		if (dec_u8(&d) == FILE_DELTA)
+		switch (dec_u8(&d)) {
+		case FILE_DELTA:
 			dec_uvar(&d);
-		dec_rest(&d, &n);
+			break;
+		case FILE_INLINE:
+			dec_fixed(&d, h, 16);
+			dec_rest(&d, &n);
+			break;
+		}
+		break;
+	case MSG_FEND:
+		dec_fixed(&d, h, 16);
 		break;
 	case MSG_SYMLINK:
 		dec_path(&d, a);

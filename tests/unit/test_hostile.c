@@ -175,8 +175,8 @@ static void file_msg(struct buf *b, const char *path, const char *content)
 	enc_uvar(&e, 0644);
 	enc_uvar(&e, strlen(content));
 	enc_svar(&e, 0);
-	enc_fixed(&e, hash, 16);
 	enc_u8(&e, FILE_INLINE);
+	enc_fixed(&e, hash, 16);
 	enc_fixed(&e, content, strlen(content));
 }
 
