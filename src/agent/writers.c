@@ -10,23 +10,34 @@
 
 #include "fdio.h"
 #include "manifest.h"
+#include "path.h"
+#include <xxhash.h>
 
 #define WRITERS_MAX 16
 #define WRITERS_MAX_INFLIGHT 256
+
+/* Each worker has its own queue, and all files of one directory go to the
+ * same worker: threads creating and renaming in one directory would only
+ * fight over its lock (the kernel spins on it), while different
+ * directories proceed in parallel. */
+struct worker {
+	struct writers *w;
+	pthread_t th;
+	pthread_cond_t work;                /* a job was queued, or stop */
+	struct small_file *queue, *queue_tail; /* protected by w->mu */
+};
 
 struct writers {
 	int root_fd;
 	struct tmpnames *names;
 	pthread_mutex_t mu;
-	pthread_cond_t work;  /* a job was queued, or stop */
 	pthread_cond_t moved; /* a job finished */
 	/* protected by mu: */
-	struct small_file *queue, *queue_tail;
 	struct small_file *done, *done_tail;
 	size_t inflight; /* queued or being installed */
 	bool stop;
 	int nthreads;
-	pthread_t th[WRITERS_MAX];
+	struct worker workers[WRITERS_MAX];
 };
 
 void small_file_free(struct small_file *f)
@@ -99,21 +110,22 @@ void small_file_install(int root_fd, struct tmpnames *names, struct dircache *dc
 		f->what = NULL;
 }
 
-static void *worker(void *arg)
+static void *worker_main(void *arg)
 {
-	struct writers *w = arg;
+	struct worker *me = arg;
+	struct writers *w = me->w;
 	struct dircache dc;
 	dircache_init(&dc);
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->queue && !w->stop)
-			pthread_cond_wait(&w->work, &w->mu);
-		struct small_file *f = w->queue;
+		while (!me->queue && !w->stop)
+			pthread_cond_wait(&me->work, &w->mu);
+		struct small_file *f = me->queue;
 		if (!f)
 			break; /* stopping, nothing left */
-		w->queue = f->next;
-		if (!w->queue)
-			w->queue_tail = NULL;
+		me->queue = f->next;
+		if (!me->queue)
+			me->queue_tail = NULL;
 		pthread_mutex_unlock(&w->mu);
 
 		f->next = NULL;
@@ -141,13 +153,17 @@ struct writers *writers_new(int root_fd, struct tmpnames *names, int nthreads)
 	w->root_fd = root_fd;
 	w->names = names;
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->moved, NULL);
 	if (nthreads > WRITERS_MAX)
 		nthreads = WRITERS_MAX;
 	for (int i = 0; i < nthreads; i++) {
-		if (pthread_create(&w->th[i], NULL, worker, w) != 0)
+		struct worker *wk = &w->workers[i];
+		wk->w = w;
+		pthread_cond_init(&wk->work, NULL);
+		if (pthread_create(&wk->th, NULL, worker_main, wk) != 0) {
+			pthread_cond_destroy(&wk->work);
 			break;
+		}
 		w->nthreads++;
 	}
 	if (w->nthreads == 0) {
@@ -162,16 +178,17 @@ void writers_submit(struct writers *w, struct small_file *f)
 	f->next = NULL;
 	f->err = 0;
 	f->what = NULL;
+	struct worker *wk = &w->workers[XXH3_64bits(f->path, path_dir_len(f->path)) % w->nthreads];
 	pthread_mutex_lock(&w->mu);
 	while (w->inflight >= WRITERS_MAX_INFLIGHT)
 		pthread_cond_wait(&w->moved, &w->mu);
-	if (w->queue_tail)
-		w->queue_tail->next = f;
+	if (wk->queue_tail)
+		wk->queue_tail->next = f;
 	else
-		w->queue = f;
-	w->queue_tail = f;
+		wk->queue = f;
+	wk->queue_tail = f;
 	w->inflight++;
-	pthread_cond_signal(&w->work);
+	pthread_cond_signal(&wk->work);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -192,12 +209,14 @@ void writers_free(struct writers *w)
 		return;
 	pthread_mutex_lock(&w->mu);
 	w->stop = true;
-	pthread_cond_broadcast(&w->work);
-	pthread_mutex_unlock(&w->mu);
 	for (int i = 0; i < w->nthreads; i++)
-		pthread_join(w->th[i], NULL);
+		pthread_cond_signal(&w->workers[i].work);
+	pthread_mutex_unlock(&w->mu);
+	for (int i = 0; i < w->nthreads; i++) {
+		pthread_join(w->workers[i].th, NULL);
+		pthread_cond_destroy(&w->workers[i].work);
+	}
 	pthread_mutex_destroy(&w->mu);
-	pthread_cond_destroy(&w->work);
 	pthread_cond_destroy(&w->moved);
 	free(w);
 }
