@@ -29,7 +29,7 @@
 #include "writers.h"
 
 #define AGENT_MAX_REPORTED_ERRORS 64
-#define AGENT_WRITER_THREADS 4
+#define AGENT_WRITER_THREADS 8
 
 struct agent_file {
 	bool active;

@@ -14,7 +14,7 @@
 #include <xxhash.h>
 
 #define WRITERS_MAX 16
-#define WRITERS_MAX_INFLIGHT 256
+#define WRITERS_MAX_INFLIGHT 512
 
 /* Each worker has its own queue, and all files of one directory go to the
  * same worker: threads creating and renaming in one directory would only
@@ -86,6 +86,11 @@ static int install(int root_fd, struct tmpnames *names, struct dircache *dc,
 		struct timespec ts[2];
 		mtime_spec(ts, f->mtime_ns);
 		futimens(fd, ts);
+		/* Identity as recorded: the rename below keeps inode, size and
+		 * mtime; only ctime moves, and the agent does not record it. */
+		if (fstat(fd, &f->st) < 0)
+			rc = -errno;
+		f->st.st_ctim.tv_sec = f->st.st_ctim.tv_nsec = 0;
 	}
 	if (close(fd) < 0 && !rc)
 		rc = -errno; /* NFS and friends report write errors here */
@@ -94,12 +99,9 @@ static int install(int root_fd, struct tmpnames *names, struct dircache *dc,
 		rc = -errno;
 		f->what = "cannot replace";
 	}
-	if (rc) {
+	if (rc)
 		unlinkat(dirfd, tmp, 0);
-		return rc;
-	}
-	f->what = "cannot stat";
-	return fstatat(dirfd, base, &f->st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	return rc;
 }
 
 void small_file_install(int root_fd, struct tmpnames *names, struct dircache *dc,

@@ -196,7 +196,8 @@ static bool stat_identity_matches(const struct entry *cached, const struct stat 
 {
 	return cached && cached->type == ENTRY_FILE && !(cached->flags & ENTRY_RACY) &&
 	       cached->size == (uint64_t)st->st_size && cached->mtime_ns == ts_ns(st->st_mtim) &&
-	       cached->ctime_ns == ts_ns(st->st_ctim) && cached->ino == (uint64_t)st->st_ino;
+	       (cached->ctime_ns == 0 || cached->ctime_ns == ts_ns(st->st_ctim)) &&
+	       cached->ino == (uint64_t)st->st_ino;
 }
 
 /* Fill e's stat fields, and hash or link target, from an lstat result.

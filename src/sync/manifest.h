@@ -37,7 +37,7 @@ struct entry {
 	uint32_t mode; /* permission bits (07777) */
 	uint64_t size;
 	int64_t mtime_ns;
-	int64_t ctime_ns;
+	int64_t ctime_ns; /* 0: not recorded (identity then rests on size, mtime, inode) */
 	uint64_t ino;
 	uint8_t hash[16];
 };
