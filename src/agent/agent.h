@@ -64,7 +64,6 @@ struct agent {
 	struct tmpnames names;
 	struct writers *writers; /* installs inline files in parallel; NULL until needed */
 	struct agent_file cur;
-	uint8_t *io;             /* scratch buffer for copies (owned) */
 };
 
 /* state.c */

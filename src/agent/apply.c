@@ -21,7 +21,6 @@
 #include "log.h"
 #include "path.h"
 
-#define IO_CHUNK (1u << 20)
 
 static bool is_fatal(int errnum)
 {
@@ -153,26 +152,15 @@ static int file_copy(struct agent *a, uint64_t block, uint64_t count)
 	struct agent_file *f = &a->cur;
 	if (f->err)
 		return 0;
-	uint64_t bl = f->block_len;
-	if (f->basis_fd < 0 || bl == 0 || count == 0 || block > f->basis_size / bl ||
-	    count > (f->basis_size + bl - 1) / bl - block)
+	if (f->basis_fd < 0)
+		return file_fail(a, -EBADMSG, "no old version to patch for");
+	int64_t n = delta_copy_blocks(f->basis_fd, f->basis_size, f->block_len, block, count,
+				      f->fd, f->hs);
+	if (n == -EINVAL || n == -ESTALE || (n >= 0 && f->written + (uint64_t)n > f->want.size))
 		return file_fail(a, -EBADMSG, "bad block reference for");
-	uint64_t off = block * bl;
-	uint64_t end = off + count * bl;
-	if (end > f->basis_size)
-		end = f->basis_size;
-	while (off < end) {
-		size_t n = end - off > IO_CHUNK ? IO_CHUNK : (size_t)(end - off);
-		ssize_t r = pread(f->basis_fd, a->io, n, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) /* the basis shrank under us: the hash check will fail */
-			return file_fail(a, r < 0 ? -errno : -EBADMSG, "reading the old version of");
-		int rc = file_write(a, a->io, (size_t)r);
-		if (rc || f->err)
-			return rc;
-		off += (uint64_t)r;
-	}
+	if (n < 0)
+		return file_fail(a, (int)n, "writing");
+	f->written += (uint64_t)n;
 	return 0;
 }
 

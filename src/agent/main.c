@@ -309,9 +309,8 @@ int main(int argc, char **argv)
  };
 	dircache_init(&a.parents);
 	a.cur.fd = a.cur.basis_fd = a.cur.dirfd = -1;
-	a.io = malloc(1u << 20);
 	struct transport *t = transport_fd_new(STDIN_FILENO, STDOUT_FILENO);
-	if (!a.io || !t || wire_init(&a.w, t, 1)) {
+	if (!t || wire_init(&a.w, t, 1)) {
 		log_error("out of memory");
 		return 1;
 	}
@@ -329,6 +328,5 @@ int main(int argc, char **argv)
 	agent_close_root(&a);
 	wire_free(&a.w);
 	transport_close(t, NULL);
-	free(a.io);
 	return rc ? 1 : 0;
 }

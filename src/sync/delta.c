@@ -15,6 +15,7 @@
  * split its feeds, so any chunking yields the same op stream.
  */
 #include "delta.h"
+#include "fdio.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -66,24 +67,6 @@ static int pread_full(int fd, uint8_t *p, size_t n, uint64_t off)
 		p += r;
 		n -= (size_t)r;
 		off += (uint64_t)r;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (w == 0)
-			return -EIO; /* would spin forever otherwise */
-		p += w;
-		n -= (size_t)w;
 	}
 	return 0;
 }
@@ -778,7 +761,7 @@ int delta_from_fd(const struct delta_sig *sig, int fd, uint64_t size,
 /* ---- receiver --------------------------------------------------------- */
 
 int64_t delta_copy_blocks(int basis_fd, uint64_t basis_size, uint32_t block_len,
-			  uint64_t block, uint64_t nblocks, int out_fd)
+			  uint64_t block, uint64_t nblocks, int out_fd, XXH3_state_t *hash)
 {
 	uint64_t count, off, end, total;
 	uint8_t *buf;
@@ -805,6 +788,8 @@ int64_t delta_copy_blocks(int basis_fd, uint64_t basis_size, uint32_t block_len,
 		size_t n = min_size(DELTA_IO_CHUNK, end - off);
 
 		err = pread_full(basis_fd, buf, n, off);
+		if (!err && hash)
+			XXH3_128bits_update(hash, buf, n);
 		if (!err)
 			err = write_full(out_fd, buf, n);
 		off += n;

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <xxhash.h>
 
 #define DELTA_MIN_BLOCK 512u
 #define DELTA_MAX_BLOCK (128u * 1024u)
@@ -83,9 +84,10 @@ int delta_from_fd(const struct delta_sig *sig, int fd, uint64_t size,
 		  delta_emit_fn emit, void *ctx);
 
 /* Receiver side: append basis blocks [block, block + nblocks) to out_fd
- * (the last block of the basis may be short). Returns bytes written or -errno;
- * -EINVAL if the range lies outside the basis. */
+ * (the last block of the basis may be short), adding the bytes to `hash`
+ * when it is not NULL. Returns bytes written or -errno; -EINVAL if the range
+ * lies outside the basis, -ESTALE if the basis is shorter than basis_size. */
 int64_t delta_copy_blocks(int basis_fd, uint64_t basis_size, uint32_t block_len,
-			  uint64_t block, uint64_t nblocks, int out_fd);
+			  uint64_t block, uint64_t nblocks, int out_fd, XXH3_state_t *hash);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fdio.h"
 #include "ignore.h"
 #include "path.h"
 
@@ -470,20 +471,6 @@ int entry_decode(struct dec *d, struct entry *en)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int manifest_save(const struct manifest *m, int dirfd, const char *name)
 {
 	struct buf b = BUF_INIT;
@@ -522,7 +509,7 @@ int manifest_save(const struct manifest *m, int dirfd, const char *name)
 	/* No fsync: a manifest lost in a crash only makes the next exchange a
 	 * full one (a damaged or stale one is detected), while an fsync here
 	 * would wait for every file just written to reach the disk. */
-	rc = write_all(fd, b.data, b.len);
+	rc = write_full(fd, b.data, b.len);
 	if (close(fd) < 0 && !rc)
 		rc = -errno;
 	if (!rc && renameat(dirfd, tmp, dirfd, name) < 0)

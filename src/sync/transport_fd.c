@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "transport.h"
 
 struct fd_transport {
@@ -32,18 +33,7 @@ static ssize_t fd_read(struct transport *t, void *b, size_t n, int timeout_ms)
 
 static int fd_write(struct transport *t, const void *b, size_t n)
 {
-	struct fd_transport *ft = (struct fd_transport *)t;
-	const char *p = b;
-	while (n > 0) {
-		ssize_t w = write(ft->wfd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return write_full(((struct fd_transport *)t)->wfd, b, n);
 }
 
 static int fd_close(struct transport *t, struct buf *diag)

@@ -209,7 +209,7 @@ static void reconstruct(const struct rec *r, const uint8_t *old, size_t oldn,
 
 		if (o->kind == DELTA_COPY) {
 			int64_t n = delta_copy_blocks(basis, oldn, block_len,
-						      o->block, o->nblocks, out);
+						      o->block, o->nblocks, out, NULL);
 			uint64_t end = (o->block + o->nblocks) * block_len;
 
 			if (end > oldn)
@@ -809,24 +809,24 @@ static void test_copy_blocks_range(void **state)
 	(void)state;
 	assert_true(out >= 0);
 	/* 1000 bytes in blocks of 512: blocks 0 and 1 (488 bytes). */
-	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 2, 1, out), -EINVAL);
-	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 0, 3, out), -EINVAL);
-	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 1, UINT64_MAX, out),
+	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 2, 1, out, NULL), -EINVAL);
+	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 0, 3, out, NULL), -EINVAL);
+	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 1, UINT64_MAX, out, NULL),
 			 -EINVAL);
-	assert_int_equal(delta_copy_blocks(basis, 1000, 512, UINT64_MAX, 1, out),
+	assert_int_equal(delta_copy_blocks(basis, 1000, 512, UINT64_MAX, 1, out, NULL),
 			 -EINVAL);
-	assert_int_equal(delta_copy_blocks(basis, 1000, 0, 0, 1, out), -EINVAL);
-	assert_int_equal(delta_copy_blocks(basis, 0, 512, 0, 1, out), -EINVAL);
+	assert_int_equal(delta_copy_blocks(basis, 1000, 0, 0, 1, out, NULL), -EINVAL);
+	assert_int_equal(delta_copy_blocks(basis, 0, 512, 0, 1, out, NULL), -EINVAL);
 	assert_int_equal(lseek(out, 0, SEEK_END), 0);
 
-	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 1, 1, out), 488);
-	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 0, 2, out), 1000);
+	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 1, 1, out, NULL), 488);
+	assert_int_equal(delta_copy_blocks(basis, 1000, 512, 0, 2, out, NULL), 1000);
 	assert_int_equal(pread(out, got, 488, 0), 488);
 	assert_memory_equal(got, p + 512, 488);
 	assert_int_equal(pread(out, got, 1000, 488), 1000);
 	assert_memory_equal(got, p, 1000);
 	/* Basis shorter than the caller believes. */
-	assert_int_equal(delta_copy_blocks(basis, 2000, 512, 3, 1, out), -ESTALE);
+	assert_int_equal(delta_copy_blocks(basis, 2000, 512, 3, 1, out, NULL), -ESTALE);
 	close(basis);
 	close(out);
 	free(p);
