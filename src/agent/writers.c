@@ -58,6 +58,85 @@ int create_file_mode(int dirfd, const char *name, void *mode)
 	return fd < 0 ? -errno : fd;
 }
 
+static int link_temp(int dirfd, const char *name, void *proc_path)
+{
+	return linkat(AT_FDCWD, proc_path, dirfd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+}
+
+/* Write the content into fd, set its mode and mtime, note its identity. */
+static int fill(int fd, struct small_file *f)
+{
+	int rc = write_full(fd, f->data, f->len);
+	if (!rc && (f->mode & 07000) && fchmod(fd, f->mode) < 0)
+		rc = -errno;
+	if (rc)
+		return rc;
+	struct timespec ts[2];
+	mtime_spec(ts, f->mtime_ns);
+	futimens(fd, ts);
+	/* Identity as recorded: linking or renaming keeps inode, size and
+	 * mtime; only ctime moves, and the agent does not record it. */
+	if (fstat(fd, &f->st) < 0)
+		return -errno;
+	f->st.st_ctim.tv_sec = f->st.st_ctim.tv_nsec = 0;
+	return 0;
+}
+
+/* A nameless file (O_TMPFILE) appears under its name only once complete:
+ * linked in directly when the name is free, else linked to a temp name and
+ * renamed over the old file. Returns -EOPNOTSUPP when the file system (or a
+ * missing /proc) rules this out, so the caller can use a named temp file. */
+static int install_tmpfile(int dirfd, const char *base, struct tmpnames *names,
+			   struct small_file *f)
+{
+	int fd = openat(dirfd, ".", O_WRONLY | O_TMPFILE | O_CLOEXEC, f->mode & 0777);
+	if (fd < 0)
+		return errno == EISDIR || errno == EOPNOTSUPP || errno == EINVAL ? -EOPNOTSUPP : -errno;
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int rc = fill(fd, f);
+	f->what = "writing";
+	if (!rc && linkat(AT_FDCWD, proc, dirfd, base, AT_SYMLINK_FOLLOW) < 0) {
+		rc = -errno;
+		if (rc == -EEXIST) {
+			char tmp[64];
+			rc = make_temp(names, dirfd, tmp, link_temp, proc);
+			if (!rc && renameat(dirfd, tmp, dirfd, base) < 0) {
+				rc = -errno;
+				unlinkat(dirfd, tmp, 0);
+				f->what = "cannot replace";
+			}
+		} else if (rc == -ENOENT) {
+			rc = -EOPNOTSUPP; /* no /proc here */
+		}
+	}
+	if (close(fd) < 0 && !rc)
+		rc = -errno; /* NFS and friends report write errors here */
+	return rc;
+}
+
+static int install_named(int dirfd, const char *base, struct tmpnames *names,
+			 struct small_file *f)
+{
+	char tmp[64];
+	int fd = make_temp(names, dirfd, tmp, create_file_mode, &f->mode);
+	if (fd < 0) {
+		f->what = "creating a temp file for";
+		return fd;
+	}
+	int rc = fill(fd, f);
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	f->what = "writing";
+	if (!rc && renameat(dirfd, tmp, dirfd, base) < 0) {
+		rc = -errno;
+		f->what = "cannot replace";
+	}
+	if (rc)
+		unlinkat(dirfd, tmp, 0);
+	return rc;
+}
+
 static int install(int root_fd, struct tmpnames *names, struct dircache *dc,
 		   struct small_file *f)
 {
@@ -73,35 +152,8 @@ static int install(int root_fd, struct tmpnames *names, struct dircache *dc,
 		f->what = "cannot reach the directory of";
 		return dirfd;
 	}
-	char tmp[64];
-	int fd = make_temp(names, dirfd, tmp, create_file_mode, &f->mode);
-	if (fd < 0) {
-		f->what = "creating a temp file for";
-		return fd;
-	}
-	int rc = write_full(fd, f->data, f->len);
-	if (!rc && (f->mode & 07000) && fchmod(fd, f->mode) < 0)
-		rc = -errno;
-	if (!rc) {
-		struct timespec ts[2];
-		mtime_spec(ts, f->mtime_ns);
-		futimens(fd, ts);
-		/* Identity as recorded: the rename below keeps inode, size and
-		 * mtime; only ctime moves, and the agent does not record it. */
-		if (fstat(fd, &f->st) < 0)
-			rc = -errno;
-		f->st.st_ctim.tv_sec = f->st.st_ctim.tv_nsec = 0;
-	}
-	if (close(fd) < 0 && !rc)
-		rc = -errno; /* NFS and friends report write errors here */
-	f->what = "writing";
-	if (!rc && renameat(dirfd, tmp, dirfd, base) < 0) {
-		rc = -errno;
-		f->what = "cannot replace";
-	}
-	if (rc)
-		unlinkat(dirfd, tmp, 0);
-	return rc;
+	int rc = install_tmpfile(dirfd, base, names, f);
+	return rc == -EOPNOTSUPP ? install_named(dirfd, base, names, f) : rc;
 }
 
 void small_file_install(int root_fd, struct tmpnames *names, struct dircache *dc,
