@@ -1100,6 +1100,19 @@ out:
 	return rc;
 }
 
+/* Our write failed because the agent went away: what it said before
+ * leaving (an error report, or bytes that were not the protocol) tells the
+ * user more than "broken pipe". Fills c->err if so. */
+static void explain_broken_pipe(struct client *c)
+{
+	struct frame f;
+	int rc;
+	while ((rc = recv_frame(c, &f, 200)) == 1)
+		;
+	if (rc == -EAGAIN || rc == -EPIPE)
+		c->err->len = 0; /* nothing more to say than the pipe itself */
+}
+
 int sync_run(struct transport *t, const struct sync_options *o, struct sync_stats *st,
 	     struct buf *err)
 {
@@ -1122,6 +1135,8 @@ int sync_run(struct transport *t, const struct sync_options *o, struct sync_stat
 		return rc;
 	}
 	rc = run(&c, t);
+	if (rc == -EPIPE && !err->len && c.wire_ready)
+		explain_broken_pipe(&c);
 	if (rc && !err->len) {
 		/* A failed write or read on the way: the peer went away. */
 		if (c.fatal_msg.len)

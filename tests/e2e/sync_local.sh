@@ -44,4 +44,32 @@ expect_ok "same-size: touch"
 [[ $(stat -c %Y "$work/dst/blob.bin") == $(stat -c %Y "$work/src/blob.bin") ]] ||
 	fail "touch: mtime not mirrored"
 
+# Edits made on the host to files the client owns: the next (incremental)
+# sync notices them and puts the client's version back. A second client
+# syncing the same destination makes the first one's view stale: its next
+# run must notice and still converge.
+step "host-side edits and a second client"
+work=$(tree_tmpdir)
+mkdir -p "$work/src/d" "$work/dst"
+printf 'local\n' >"$work/src/d/owned.txt"
+printf 'keep\n' >"$work/src/keep.txt"
+hs drift0 "$work/src" "$work/dst"
+expect_ok "drift: first sync"
+printf 'edited on the host\n' >"$work/dst/d/owned.txt"
+rm "$work/dst/keep.txt"
+hs drift1 --stats "$work/src" "$work/dst"
+expect_ok "drift: resync"
+[[ $(cat "$work/dst/d/owned.txt") == local ]] || fail "drift: host edit not overwritten"
+[[ $(cat "$work/dst/keep.txt") == keep ]] || fail "drift: host delete not restored"
+(($(stat_get "files sent") == 2)) || fail "drift: expected exactly the 2 drifted files to be sent"
+cp -a "$work/src" "$work/src2"
+rm -rf "$work/src2/.hermes"
+printf 'from the second client\n' >"$work/src2/other.txt"
+hs drift2 "$work/src2" "$work/dst"
+expect_ok "drift: second client"
+printf 'local, edited again\n' >"$work/src/d/owned.txt"
+hs drift3 "$work/src" "$work/dst"
+expect_ok "drift: first client again"
+compare_trees "$work/src" "$work/dst" "other.txt" || fail "drift: trees differ after two clients"
+
 echo "PASS: sync_local"
