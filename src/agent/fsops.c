@@ -13,6 +13,38 @@
 #include "manifest.h"
 #include "path.h"
 
+int open_beneath_walk(int root_fd, const char *path, int flags)
+{
+	char comp[NAME_MAX + 1];
+	int dirfd = root_fd;
+	const char *p = path;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		size_t n = slash ? (size_t)(slash - p) : strlen(p);
+		if (n == 0 || n > NAME_MAX || (comp[0] = p[0]) == '\0')
+			return -EINVAL;
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		if (!strcmp(comp, ".") || !strcmp(comp, "..")) {
+			if (dirfd != root_fd)
+				close(dirfd);
+			return -EXDEV; /* what openat2 says for an escape */
+		}
+		/* O_NOFOLLOW on every step: a symlink is never crossed. */
+		int fd = slash ? openat(dirfd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+			       : openat(dirfd, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		if (dirfd != root_fd)
+			close(dirfd);
+		if (fd < 0)
+			return -(e == ENOTDIR && slash ? ELOOP : e);
+		if (!slash)
+			return fd;
+		dirfd = fd;
+		p = slash + 1;
+	}
+}
+
 int open_beneath(int root_fd, const char *path, int flags)
 {
 	struct open_how how = {
@@ -20,7 +52,12 @@ int open_beneath(int root_fd, const char *path, int flags)
 		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	long fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
-	return fd < 0 ? -errno : (int)fd;
+	if (fd >= 0)
+		return (int)fd;
+	/* Kernels before 5.6 (and some sandboxes) have no openat2. */
+	if (errno == ENOSYS || errno == EPERM)
+		return open_beneath_walk(root_fd, path, flags);
+	return -errno;
 }
 
 void dircache_init(struct dircache *dc)

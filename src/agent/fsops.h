@@ -15,8 +15,15 @@
 #include <stdint.h>
 #include <time.h>
 
-/* fd or -errno; O_CLOEXEC is added. */
+/* fd or -errno; O_CLOEXEC is added. Falls back to open_beneath_walk where
+ * the kernel has no openat2. */
 int open_beneath(int root_fd, const char *path, int flags);
+/* The same confinement without openat2: one openat(O_NOFOLLOW) per path
+ * component, so neither "..", nor a symlink, final one included, is ever
+ * followed. A symlink in the middle gives -ELOOP, at the end whatever
+ * openat(O_NOFOLLOW) gives for `flags` (-ELOOP, or an O_PATH fd of the link
+ * itself with O_PATH and no O_DIRECTORY). */
+int open_beneath_walk(int root_fd, const char *path, int flags);
 
 struct dircache {
 	int fd; /* -1 when empty; never root_fd */

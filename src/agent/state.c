@@ -225,17 +225,11 @@ static int merge_changes(struct agent *a)
 		sorted.n = sorted_n;
 		struct entry *t = manifest_find(&sorted, c->path);
 		if (t) {
-			/* Replace in place; order by path is unchanged. */
+			/* Replace in place (order by path is unchanged); a
+			 * removal stays as ENTRY_NONE until compacted below. */
 			entry_free(t);
 			*t = *c;
 			c->path = c->link = NULL;
-			if (t->type == ENTRY_NONE) {
-				t->path = strdup("");
-				if (!t->path) {
-					free(idx);
-					return -ENOMEM;
-				}
-			}
 		} else if (c->type != ENTRY_NONE) {
 			int rc = manifest_add(&a->tracked, c);
 			if (rc) {

@@ -230,14 +230,9 @@ static int remote_update(struct manifest *view, struct entry *en)
 {
 	struct entry *old = manifest_find(view, en->path);
 	if (old) {
+		/* Takes over en's strings; ENTRY_NONE is compacted away later. */
 		entry_free(old);
 		*old = *en;
-		if (old->type == ENTRY_NONE) {
-			old->path = strdup(""); /* compacted away below */
-			free(en->path);
-			if (!old->path)
-				return -ENOMEM;
-		}
 		return 0;
 	}
 	int rc = en->type == ENTRY_NONE ? 0 : manifest_add(view, en);
