@@ -269,6 +269,13 @@ int cmd_sync(int argc, char **argv)
 		report_failure(&err, &diag);
 	else if (diag.len)
 		fputs(cstr(&diag), stderr); /* the agent's warnings, as it wrote them */
+	if (!rc && status != 0) {
+		/* Everything arrived, yet the agent did not end cleanly (a crash
+		 * at exit, a sanitizer report): worth failing loudly. */
+		log_error("%s on %s exited with status %d after the sync", AGENT_NAME,
+			  d.local ? "this machine" : d.host, status);
+		rc = -EIO;
+	}
 	if (a.stats)
 		print_stats(&stats);
 	code = rc ? 1 : 0;
