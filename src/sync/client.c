@@ -927,6 +927,8 @@ static int plan_and_send(struct client *c)
 out:
 	free(deltas);
 	free(sources);
+	free(c->handled);
+	c->handled = NULL;
 	return rc;
 }
 
@@ -979,32 +981,46 @@ static int resend_retries(struct client *c)
 	return rc;
 }
 
+/* What the agent holds after a batch that fully succeeded: the local
+ * entries that were sent or found equal, all tracked now. */
+static int view_from_local(const struct manifest *l, struct manifest *out)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct entry e = l->v[i];
+		if (e.flags & (ENTRY_IGNORED | ENTRY_UNHASHED))
+			continue;
+		e.flags = ENTRY_TRACKED;
+		int rc = manifest_add(out, &e);
+		if (rc)
+			return rc;
+	}
+	manifest_sort(out);
+	return 0;
+}
+
 /* Keep the local scan as the next run's hash cache, and our view of the
- * remote as of the generation it acknowledged. */
+ * remote as of the generation it acknowledged (or none, if in doubt). */
 static void save_state(struct client *c, bool remote_ok)
 {
 	struct manifest keep;
 	manifest_init(&keep);
-	bool ok = true;
-	/* Files still unhashed (their transfer failed) are left out of both:
-	 * the next run looks at them afresh. */
-	for (size_t i = 0; i < c->local.n && ok; i++)
-		if (!(c->local.v[i].flags & (ENTRY_IGNORED | ENTRY_UNHASHED)))
-			ok = manifest_add(&keep, &c->local.v[i]) == 0;
-	int rc = ok ? manifest_save(&keep, c->state_fd, HASHCACHE_FILE) : -ENOMEM;
+	/* Files still unhashed (their transfer failed) are left out: the next
+	 * run looks at them afresh. */
+	int rc = view_from_local(&c->local, &keep);
+	if (!rc)
+		rc = manifest_save(&keep, c->state_fd, HASHCACHE_FILE);
 	if (rc)
 		log_warn("cannot save %s/%s/state/%s: %s", c->o->local_dir, STATE_DIR,
 			 HASHCACHE_FILE, strerror(-rc));
-	if (remote_ok && ok) {
-		for (size_t i = 0; i < keep.n; i++)
-			keep.v[i].flags = ENTRY_TRACKED;
-		memcpy(keep.root_id, c->root_id, 16);
-		keep.generation = c->generation;
-		rc = manifest_save(&keep, c->state_fd, c->remote_state);
-	}
-	if (!remote_ok || !ok || rc)
-		unlinkat(c->state_fd, c->remote_state, 0);
 	manifest_free(&keep);
+	rc = -EAGAIN;
+	if (remote_ok) {
+		memcpy(c->remote.root_id, c->root_id, 16);
+		c->remote.generation = c->generation;
+		rc = manifest_save(&c->remote, c->state_fd, c->remote_state);
+	}
+	if (rc)
+		unlinkat(c->state_fd, c->remote_state, 0);
 }
 
 static int scan_local(struct client *c)
@@ -1031,7 +1047,46 @@ static int scan_local(struct client *c)
 	return rc;
 }
 
-static int run(struct client *c, struct transport *t)
+/* Errors of the batch just committed, as the batch's result. */
+static int batch_result(struct client *c)
+{
+	if (c->fatal) {
+		c->err->len = 0;
+		buf_append(c->err, c->fatal_msg.data, c->fatal_msg.len);
+		return -EIO;
+	}
+	if (c->errors) {
+		buf_printf(c->err, "sync of %s to %s incomplete: %u error%s", c->o->local_dir,
+			   c->o->peer, c->errors, c->errors == 1 ? "" : "s");
+		return -EIO;
+	}
+	return 0;
+}
+
+static void batch_reset(struct client *c)
+{
+	c->errors = 0;
+	c->fatal = false;
+	buf_reset(&c->fatal_msg);
+}
+
+/* Plan, send and commit what the local and remote views (c->local,
+ * c->remote) disagree on. */
+static int send_batch(struct client *c, int64_t t0)
+{
+	batch_reset(c);
+	int rc = plan_and_send(c);
+	log_debug("changes sent after %" PRId64 " ms", mono_ms() - t0);
+	if (!rc && !c->o->dry_run)
+		rc = commit(c);
+	log_debug("committed after %" PRId64 " ms", mono_ms() - t0);
+	if (!rc && c->nretry)
+		rc = resend_retries(c);
+	return rc ? rc : batch_result(c);
+}
+
+/* Connect, and bring the whole remote tree in line with the local one. */
+static int open_and_reconcile(struct client *c, struct transport *t)
 {
 	struct manifest cached;
 	manifest_init(&cached);
@@ -1072,24 +1127,18 @@ static int run(struct client *c, struct transport *t)
 		if (!is_ignored(l) && l->type == ENTRY_FILE && needs_content(l, r))
 			c->progress_total += l->size;
 	}
-	rc = plan_and_send(c);
-	log_debug("changes sent after %" PRId64 " ms", mono_ms() - t0);
-	if (!rc && !c->o->dry_run)
-		rc = commit(c);
-	log_debug("committed after %" PRId64 " ms", mono_ms() - t0);
-	if (!rc && c->nretry)
-		rc = resend_retries(c);
+	rc = send_batch(c, t0);
 	progress(c, 0, true);
-	if (!c->o->dry_run)
-		save_state(c, !rc && !c->errors && !c->fatal);
-	if (!rc && c->fatal) {
-		buf_append(c->err, c->fatal_msg.data, c->fatal_msg.len);
-		rc = -EIO;
-	} else if (!rc && c->errors) {
-		buf_printf(c->err, "sync of %s to %s incomplete: %u error%s", c->o->local_dir,
-			   c->o->peer, c->errors, c->errors == 1 ? "" : "s");
-		rc = -EIO;
+	if (c->o->dry_run)
+		goto out;
+	if (!rc) {
+		struct manifest now;
+		manifest_init(&now);
+		rc = view_from_local(&c->local, &now);
+		manifest_free(&c->remote);
+		c->remote = now;
 	}
+	save_state(c, !rc);
 out:
 	manifest_free(&cached);
 	return rc;
@@ -1108,53 +1157,231 @@ static void explain_broken_pipe(struct client *c)
 		c->err->len = 0; /* nothing more to say than the pipe itself */
 }
 
-int sync_run(struct transport *t, const struct sync_options *o, struct sync_stats *st,
-	     struct buf *err)
+static void client_free(struct client *c)
 {
-	struct client c = { .o = o, .st = st, .err = err, .state_fd = -1 };
+	if (c->wire_ready)
+		wire_free(&c->w);
+	for (size_t i = 0; i < c->nretry; i++)
+		free(c->retry[i]);
+	free(c->retry);
+	free(c->handled);
+	free(c->io);
+	buf_free(&c->fatal_msg);
+	manifest_free(&c->local);
+	manifest_free(&c->remote);
+	manifest_free(&c->hash_cache);
+	if (c->state_fd >= 0)
+		close(c->state_fd);
+	if (c->root_fd >= 0)
+		close(c->root_fd);
+	free(c);
+}
+
+/* A failure's message, when the failing step left none. */
+static void explain(struct client *c, int rc)
+{
+	if (rc == -EPIPE && !c->err->len && c->wire_ready)
+		explain_broken_pipe(c);
+	if (rc && !c->err->len) {
+		/* A failed write or read on the way: the peer went away. */
+		if (c->fatal_msg.len)
+			buf_append(c->err, c->fatal_msg.data, c->fatal_msg.len);
+		else
+			buf_printf(c->err, "lost the connection to %s: %s", c->o->peer,
+				   strerror(-rc));
+	}
+	if (c->wire_ready) {
+		c->st->bytes_sent = c->w.bytes_sent;
+		c->st->bytes_recv = c->w.bytes_recv;
+	}
+}
+
+int sync_session_open(struct transport *t, const struct sync_options *o, struct sync_stats *st,
+		      struct sync_session **out, struct buf *err)
+{
+	*out = NULL;
 	memset(st, 0, sizeof(*st));
-	manifest_init(&c.local);
-	manifest_init(&c.remote);
-	manifest_init(&c.hash_cache);
-	c.io = malloc(IO_CHUNK);
-	if (!c.io) {
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c) {
 		buf_printf(err, "out of memory");
 		return -ENOMEM;
 	}
-	c.root_fd = open(o->local_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-	if (c.root_fd < 0) {
-		free(c.io);
-		rc = -errno;
+	c->o = o;
+	c->st = st;
+	c->err = err;
+	c->state_fd = -1;
+	c->root_fd = open(o->local_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	c->io = malloc(IO_CHUNK);
+	int rc = c->root_fd < 0 ? -errno : c->io ? 0 : -ENOMEM;
+	if (rc) {
 		buf_printf(err, "cannot open %s: %s", o->local_dir, strerror(-rc));
+		client_free(c);
 		return rc;
 	}
-	rc = run(&c, t);
-	if (rc == -EPIPE && !err->len && c.wire_ready)
-		explain_broken_pipe(&c);
-	if (rc && !err->len) {
-		/* A failed write or read on the way: the peer went away. */
-		if (c.fatal_msg.len)
-			buf_append(err, c.fatal_msg.data, c.fatal_msg.len);
-		else
-			buf_printf(err, "lost the connection to %s: %s", o->peer, strerror(-rc));
+	rc = open_and_reconcile(c, t);
+	explain(c, rc);
+	if (rc) {
+		client_free(c);
+		return rc;
 	}
-	if (c.wire_ready) {
-		st->bytes_sent = c.w.bytes_sent;
-		st->bytes_recv = c.w.bytes_recv;
-		wire_free(&c.w);
+	*out = (struct sync_session *)c;
+	return 0;
+}
+
+void sync_session_close(struct sync_session *s)
+{
+	if (s)
+		client_free((struct client *)s);
+}
+
+int sync_run(struct transport *t, const struct sync_options *o, struct sync_stats *st,
+	     struct buf *err)
+{
+	struct sync_session *s;
+	int rc = sync_session_open(t, o, st, &s, err);
+	sync_session_close(s);
+	return rc;
+}
+
+/* --- pushing a batch of changed paths ---------------------------------------- */
+
+static bool at_or_under(const char *path, char *const *paths, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(path, paths[i]) == 0 || path_is_under(path, paths[i]))
+			return true;
+	return false;
+}
+
+/* Copies of the entries of m at or under any of paths. */
+static int select_entries(const struct manifest *m, char *const *paths, size_t n,
+			  struct manifest *out)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (at_or_under(m->v[i].path, paths, n)) {
+			int rc = manifest_add(out, &m->v[i]);
+			if (rc)
+				return rc;
+		}
+	manifest_sort(out);
+	return 0;
+}
+
+/* Drop the entries of m at or under any of paths. */
+static void drop_entries(struct manifest *m, char *const *paths, size_t n)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (at_or_under(m->v[i].path, paths, n))
+			m->v[i].type = ENTRY_NONE;
+	manifest_compact(m);
+}
+
+/* Move every entry of from into m (which is then re-sorted). */
+static int merge_entries(struct manifest *m, struct manifest *from)
+{
+	int rc = 0;
+	for (size_t i = 0; i < from->n && !rc; i++)
+		rc = manifest_add(m, &from->v[i]);
+	manifest_free(from);
+	manifest_sort(m);
+	return rc;
+}
+
+/* The local state of one path, and of everything under it if it is a
+ * directory, as a scan would have found it. */
+static int rescan_path(struct client *c, const char *path, struct manifest *out)
+{
+	struct scan_options so = {
+		.use_ignore_files = true,
+		.include_vcs = c->o->include_vcs,
+		.hash_cache = &c->hash_cache,
+		.defer_hash = true,
+	};
+	struct entry e = { .path = (char *)path };
+	const struct entry *cached = manifest_find(&c->hash_cache, path);
+	int rc = entry_refresh(c->root_fd, &e, cached);
+	if (rc || e.type == ENTRY_NONE) {
+		free(e.link);
+		if (rc)
+			buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, path,
+				   strerror(-rc));
+		return rc;
 	}
-	for (size_t i = 0; i < c.nretry; i++)
-		free(c.retry[i]);
-	free(c.retry);
-	free(c.handled);
-	free(c.io);
-	buf_free(&c.fatal_msg);
-	manifest_free(&c.local);
-	manifest_free(&c.remote);
-	manifest_free(&c.hash_cache);
-	if (c.state_fd >= 0)
-		close(c.state_fd);
-	close(c.root_fd);
+	rc = manifest_path_ignored(c->root_fd, path, e.type == ENTRY_DIR, &so);
+	if (rc == 1) {
+		/* Excluded: remote copies under it stop being tracked. */
+		e.flags = ENTRY_IGNORED;
+		rc = manifest_add(out, &e);
+	} else if (rc == 0) {
+		rc = manifest_add(out, &e);
+		if (!rc && e.type == ENTRY_DIR) {
+			struct scan_stats ss = { 0 };
+			rc = manifest_scan_under(c->root_fd, path, &so, true, out, &ss, c->err);
+		}
+	}
+	free(e.link);
+	return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf *err)
+{
+	struct client *c = (struct client *)s;
+	c->err = err;
+	qsort(paths, n, sizeof(*paths), cmp_str);
+	int64_t t0 = mono_ms();
+	struct manifest fresh, lsub, rsub, keep_local, keep_remote;
+	manifest_init(&fresh);
+	manifest_init(&lsub);
+	manifest_init(&rsub);
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++)
+		if (i == 0 || strcmp(paths[i], paths[i - 1]) != 0)
+			rc = rescan_path(c, paths[i], &fresh);
+	if (!rc) {
+		drop_entries(&c->local, paths, n);
+		rc = select_entries(&fresh, paths, n, &lsub);
+		if (!rc)
+			rc = merge_entries(&c->local, &fresh);
+	}
+	if (!rc)
+		rc = select_entries(&c->remote, paths, n, &rsub);
+	if (rc) {
+		manifest_free(&fresh);
+		manifest_free(&lsub);
+		manifest_free(&rsub);
+		if (!err->len)
+			buf_printf(err, "out of memory");
+		return rc;
+	}
+	/* Plan on the two small views, as if they were the whole trees. */
+	keep_local = c->local;
+	keep_remote = c->remote;
+	c->local = lsub;
+	c->remote = rsub;
+	rc = send_batch(c, t0);
+	lsub = c->local; /* entries gained hashes as they were sent */
+	manifest_free(&c->remote);
+	c->local = keep_local;
+	c->remote = keep_remote;
+	if (!rc) {
+		struct manifest now;
+		manifest_init(&now);
+		drop_entries(&c->local, paths, n);
+		drop_entries(&c->remote, paths, n);
+		rc = view_from_local(&lsub, &now);
+		if (!rc)
+			rc = merge_entries(&c->local, &lsub);
+		if (!rc)
+			rc = merge_entries(&c->remote, &now);
+	}
+	manifest_free(&lsub);
+	save_state(c, !rc);
+	explain(c, rc);
+	log_debug("pushed %zu paths in %" PRId64 " ms", n, mono_ms() - t0);
 	return rc;
 }

@@ -45,9 +45,23 @@ struct sync_stats {
 	bool incremental;       /* the agent answered with drift only */
 };
 
-/* Returns 0, or -errno with a one-line message in err (naming the file,
- * host or command). Errors the agent reported are printed as they arrive. */
+/* One sync. Returns 0, or -errno with a one-line message in err (naming the
+ * file, host or command). Errors the agent reported are printed as they
+ * arrive. */
 int sync_run(struct transport *t, const struct sync_options *o, struct sync_stats *st,
 	     struct buf *err);
+
+/* A session keeps the connection and both views after a first full sync,
+ * for continuous mirroring (hermes mount): each push sends what changed at
+ * the given paths, and beneath those that are directories, in one batch
+ * with one COMMIT; no tree rescan. t, o and st must outlive the session; st
+ * accumulates. After a failed push the session is best closed and opened
+ * again (which reconciles everything). */
+struct sync_session;
+int sync_session_open(struct transport *t, const struct sync_options *o, struct sync_stats *st,
+		      struct sync_session **out, struct buf *err);
+/* paths: relative to the local root; sorted in place. */
+int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf *err);
+void sync_session_close(struct sync_session *s);
 
 #endif

@@ -413,18 +413,123 @@ out:
 int manifest_scan(int root_fd, const struct scan_options *o, bool record_ignored,
 		  struct manifest *m, struct scan_stats *st, struct buf *err)
 {
+	return manifest_scan_under(root_fd, "", o, record_ignored, m, st, err);
+}
+
+/* Is `path` (in directory parent_rel) excluded, given the rules loaded? */
+static bool excluded(const struct ignore *ig, const char *parent_rel, const char *path,
+		     bool is_dir, bool include_vcs)
+{
+	return skip_always(parent_rel, path_base(path), is_dir, include_vcs) ||
+	       (ig && ignore_match(ig, path, is_dir));
+}
+
+/* Load the ignore rules of the root and of every directory down to `dir`
+ * (included) into ig, as a walk from the root would. Returns 1 if `dir` or
+ * a directory above it is itself excluded, 0 if not, or -errno. *levels
+ * counts what was pushed, for the caller to pop. */
+static int prime_ancestors(int root_fd, const char *dir, const struct scan_options *o,
+			   struct ignore *ig, int *levels)
+{
+	char rel[PATH_MAX], parent[PATH_MAX] = "";
+	int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 0);
+	int rc = fd < 0 ? -errno : 0;
+	*levels = 0;
+	if (!rc && ig && !(rc = ignore_push_dir(ig, fd, "")))
+		(*levels)++;
+	for (const char *p = dir; !rc && *p;) {
+		const char *slash = strchr(p, '/');
+		size_t end = slash ? (size_t)(slash - dir) : strlen(dir);
+		memcpy(rel, dir, end);
+		rel[end] = '\0';
+		if (excluded(ig, parent, rel, true, o->include_vcs)) {
+			rc = 1;
+			break;
+		}
+		int sub = openat(fd, path_base(rel), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0) {
+			rc = -errno;
+			break;
+		}
+		close(fd);
+		fd = sub;
+		if (ig && !(rc = ignore_push_dir(ig, fd, rel)))
+			(*levels)++;
+		memcpy(parent, rel, end + 1);
+		p = slash ? slash + 1 : dir + end;
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+int manifest_scan_under(int root_fd, const char *dir, const struct scan_options *o,
+			bool record_ignored, struct manifest *m, struct scan_stats *st,
+			struct buf *err)
+{
 	struct scan s = {
 		.o = o, .record_ignored = record_ignored, .m = m, .st = st, .err = err,
 		.now_ns = realtime_ns(),
 	};
+	int levels = 0, rc = 0;
+	size_t plen = strlen(dir);
+	if (plen >= sizeof(s.path))
+		return -ENAMETOOLONG;
 	if (o->use_ignore_files) {
 		s.ig = ignore_new(o->include_vcs);
 		if (!s.ig)
 			return -ENOMEM;
 	}
-	int rc = scan_dir(&s, root_fd, 0);
+	int fd = root_fd;
+	if (plen) {
+		/* The rules of every directory above dir apply inside it; dir's
+		 * own are loaded by scan_dir. */
+		char parent[PATH_MAX];
+		size_t dl = path_dir_len(dir);
+		memcpy(parent, dir, dl);
+		parent[dl] = '\0';
+		rc = prime_ancestors(root_fd, parent, o, s.ig, &levels);
+		if (rc == 0 && excluded(s.ig, parent, dir, true, o->include_vcs))
+			rc = 1;
+		if (rc == 0) {
+			fd = openat(root_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			rc = fd < 0 ? -errno : 0;
+		}
+		if (rc < 0)
+			buf_printf(err, "cannot open directory %s: %s", dir, strerror(-rc));
+	}
+	if (rc == 0) {
+		memcpy(s.path, dir, plen + 1);
+		rc = scan_dir(&s, fd, plen);
+	} else if (rc > 0) {
+		rc = 0; /* under an excluded directory: nothing to list */
+	}
+	if (fd >= 0 && fd != root_fd)
+		close(fd);
+	while (levels-- > 0)
+		ignore_pop_dir(s.ig);
 	ignore_free(s.ig);
 	manifest_sort(m);
+	return rc;
+}
+
+int manifest_path_ignored(int root_fd, const char *path, bool is_dir,
+			  const struct scan_options *o)
+{
+	struct ignore *ig = o->use_ignore_files ? ignore_new(o->include_vcs) : NULL;
+	if (o->use_ignore_files && !ig)
+		return -ENOMEM;
+	char parent[PATH_MAX];
+	size_t dl = path_dir_len(path);
+	memcpy(parent, path, dl);
+	parent[dl] = '\0';
+	int levels = 0;
+	int rc = prime_ancestors(root_fd, parent, o, ig, &levels);
+	if (rc == 0)
+		rc = excluded(ig, parent, path, is_dir, o->include_vcs);
+	while (levels-- > 0)
+		ignore_pop_dir(ig);
+	ignore_free(ig);
 	return rc;
 }
 

@@ -83,6 +83,17 @@ struct scan_stats {
 int manifest_scan(int root_fd, const struct scan_options *o, bool record_ignored,
 		  struct manifest *m, struct scan_stats *st, struct buf *err);
 
+/* The same for the subtree under directory `dir` only (not dir itself),
+ * with the ignore rules of the directories above it applied as a walk from
+ * the root would. Nothing is listed if dir itself is excluded. */
+int manifest_scan_under(int root_fd, const char *dir, const struct scan_options *o,
+			bool record_ignored, struct manifest *m, struct scan_stats *st,
+			struct buf *err);
+/* 1 if `path` is excluded (by ignore rules, .git, .hermes, temp names),
+ * itself or through a directory above it; 0 if not; -errno on failure. */
+int manifest_path_ignored(int root_fd, const char *path, bool is_dir,
+			  const struct scan_options *o);
+
 /* lstat + hash one path beneath root_fd into e (e->path must be set).
  * Reuses `cached`'s hash when its stat identity matches. A missing path
  * gives type ENTRY_NONE and returns 0. */
