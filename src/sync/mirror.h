@@ -1,0 +1,53 @@
+/* mirror: keeps a destination in step with a local tree, continuously.
+ *
+ * Whoever watches the tree (the FUSE layer) reports changed paths with
+ * mirror_changed(); it only appends to a list, so a writer never waits on
+ * the network. A background thread pushes them in batches over one sync
+ * session, coalescing bursts (a save that writes, renames and chmods is one
+ * batch).
+ *
+ *   CONNECTING --(session open: full reconcile)--> IDLE <--> SYNCING
+ *        ^                                           |         |
+ *        +------ OFFLINE (backoff 0.1 s .. 5 s) <-----+---------+ on failure
+ *
+ * Invariants: (1) every change noted before a successful session open or
+ * push is on the host once `synced` passes its number; (2) a failed push
+ * keeps its paths for the next attempt; (3) opening a session reconciles the
+ * whole tree, so changes noted while offline are caught up too (and only
+ * what differs travels).
+ */
+#ifndef HERMES_MIRROR_H
+#define HERMES_MIRROR_H
+
+#include <stdint.h>
+
+#include "buf.h"
+#include "client.h"
+
+struct transport;
+
+struct mirror_config {
+	struct sync_options so; /* strings must outlive the mirror */
+	const char *dest;       /* as the user wrote it, for status */
+	/* Open a new transport to the agent. 0 or -errno with err set. */
+	int (*connect)(void *ctx, struct transport **t, struct buf *err);
+	void *ctx;
+};
+
+struct mirror;
+
+/* Starts the background thread, which connects on its own. */
+int mirror_start(const struct mirror_config *cfg, struct mirror **out);
+/* Note a changed path (relative to the local root). Thread-safe, never blocks
+ * on the network. */
+void mirror_changed(struct mirror *m, const char *path);
+/* Wait until every change noted before this call is on the host, at most
+ * timeout_ms. Returns the generation reached (>= 0), or -ETIMEDOUT. */
+int64_t mirror_flush(struct mirror *m, int timeout_ms);
+/* Human-readable state for .hermes/sync. */
+void mirror_status(struct mirror *m, struct buf *out);
+/* Flush (at most timeout_ms), stop the thread, close the session. Returns 0,
+ * or -ETIMEDOUT if changes were left unsent (a warning was printed). */
+int mirror_stop(struct mirror *m, int timeout_ms);
+
+#endif
