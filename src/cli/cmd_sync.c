@@ -12,10 +12,10 @@
 
 #include "cli.h"
 #include "client.h"
+#include "connect.h"
 #include "log.h"
 #include "transport.h"
 
-#define AGENT_NAME "hermes-agent"
 #define EXIT_NOT_FOUND 127
 
 struct sync_args {
@@ -105,41 +105,6 @@ static int parse_args(int argc, char **argv, struct sync_args *a)
 	return -1;
 }
 
-/* hermes-agent next to this executable (a build or install tree), else PATH. */
-static void default_agent(char *buf, size_t n)
-{
-	ssize_t len = readlink("/proc/self/exe", buf, n - sizeof(AGENT_NAME) - 1);
-	if (len > 0) {
-		buf[len] = '\0';
-		char *slash = strrchr(buf, '/');
-		if (slash) {
-			strcpy(slash + 1, AGENT_NAME);
-			if (access(buf, X_OK) == 0)
-				return;
-		}
-	}
-	snprintf(buf, n, "%s", AGENT_NAME);
-}
-
-static void shell_quote(struct buf *b, const char *s)
-{
-	/* Keep a leading ~/ unquoted so the remote shell expands it. */
-	if (s[0] == '~' && (s[1] == '/' || s[1] == '\0')) {
-		buf_append_str(b, "~");
-		s++;
-		if (!*s)
-			return;
-	}
-	buf_append_str(b, "'");
-	for (; *s; s++) {
-		if (*s == '\'')
-			buf_append_str(b, "'\\''");
-		else
-			buf_append(b, s, 1);
-	}
-	buf_append_str(b, "'");
-}
-
 /* A local destination inside the source would sync into itself. */
 static int check_local_dest(const char *local_dir, const char *dest)
 {
@@ -165,33 +130,6 @@ static void print_stats(const struct sync_stats *st)
 	       "bytes received: %" PRIu64 "\n",
 	       st->scanned, st->files_sent, st->files_deleted, st->literal_bytes,
 	       st->matched_bytes, st->bytes_sent, st->bytes_recv);
-}
-
-static int open_transport(const struct sync_args *a, const struct dest *d, struct transport **t,
-			  struct buf *key, char agent[PATH_MAX], struct buf *err)
-{
-	if (d->local) {
-		if (a->agent_path)
-			snprintf(agent, PATH_MAX, "%s", a->agent_path);
-		else
-			default_agent(agent, PATH_MAX);
-		char abs[PATH_MAX];
-		if (d->path[0] == '/' || !getcwd(abs, sizeof(abs)))
-			buf_printf(key, "local:%s", d->path);
-		else
-			buf_printf(key, "local:%s/%s", abs, d->path);
-		char *argv[] = { agent, "--stdio", "--root", d->path, NULL };
-		return transport_local_open(argv, t, err);
-	}
-	snprintf(agent, PATH_MAX, "%s", a->agent_path ? a->agent_path : AGENT_NAME);
-	struct buf cmd = BUF_INIT;
-	shell_quote(&cmd, agent);
-	buf_append_str(&cmd, " --stdio --root ");
-	shell_quote(&cmd, d->path);
-	buf_printf(key, "ssh:%s@%s:%d:%s", d->user ? d->user : "", d->host, a->ssh.port, d->path);
-	int rc = cmd.data ? transport_ssh_open(d, &a->ssh, (const char *)cmd.data, t, err) : -ENOMEM;
-	buf_free(&cmd);
-	return rc;
 }
 
 static const char *cstr(struct buf *b)
@@ -234,25 +172,24 @@ int cmd_sync(int argc, char **argv)
 		log_error("%s: not a directory", a.local_dir);
 		return 1;
 	}
-	struct dest d = { 0 };
-	struct buf err = BUF_INIT, key = BUF_INIT, diag = BUF_INIT;
+	struct connect_spec cs;
+	struct buf err = BUF_INIT, diag = BUF_INIT;
 	struct transport *t = NULL;
-	char agent[PATH_MAX] = "";
 	code = 1;
-	if (dest_parse(a.dest, &d, &err)) {
+	if (connect_prepare(&cs, a.dest, &a.ssh, a.agent_path, &err)) {
 		log_error("%s", cstr(&err));
 		goto out;
 	}
-	if (d.local && check_local_dest(a.local_dir, d.path))
+	if (cs.dest.local && check_local_dest(a.local_dir, cs.dest.path))
 		goto out;
-	if (open_transport(&a, &d, &t, &key, agent, &err)) {
+	if (connect_open(&cs, &t, &err)) {
 		log_error("%s", cstr(&err));
 		goto out;
 	}
 	struct sync_options o = {
 		.local_dir = a.local_dir,
-		.dest_key = cstr(&key),
-		.peer = d.local ? "local agent" : d.host,
+		.dest_key = (const char *)cs.key.data,
+		.peer = cs.peer,
 		.dry_run = a.dry_run,
 		.include_vcs = a.include_vcs,
 		.progress = !a.no_progress && isatty(STDERR_FILENO),
@@ -262,9 +199,7 @@ int cmd_sync(int argc, char **argv)
 	int rc = sync_run(t, &o, &stats, &err);
 	int status = transport_close(t, &diag);
 	if (rc && status == EXIT_NOT_FOUND)
-		log_error("%s not found on %s (could not run '%s'): install hermes there "
-			  "(meson install puts hermes-agent in /usr/local/bin), or name it with --agent-path",
-			  AGENT_NAME, d.local ? "this machine" : d.host, agent);
+		connect_report_not_found(&cs);
 	else if (rc)
 		report_failure(&err, &diag);
 	else if (diag.len)
@@ -273,16 +208,15 @@ int cmd_sync(int argc, char **argv)
 		/* Everything arrived, yet the agent did not end cleanly (a crash
 		 * at exit, a sanitizer report): worth failing loudly. */
 		log_error("%s on %s exited with status %d after the sync", AGENT_NAME,
-			  d.local ? "this machine" : d.host, status);
+			  cs.dest.local ? "this machine" : cs.dest.host, status);
 		rc = -EIO;
 	}
 	if (a.stats)
 		print_stats(&stats);
 	code = rc ? 1 : 0;
 out:
-	dest_free(&d);
+	connect_free(&cs);
 	buf_free(&err);
-	buf_free(&key);
 	buf_free(&diag);
 	return code;
 }
