@@ -12,20 +12,11 @@
 #include <unistd.h>
 
 #include "mirror.h"
+#include "testutil.h"
 #include "transport.h"
 
 static char dir[64], src[128], dst[128];
 static int connects;
-
-static void sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
 
 static int connect_local(void *ctx, struct transport **t, struct buf *err)
 {

@@ -13,19 +13,10 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "testutil.h"
 #include "transport.h"
 
 static char dir[64], src[128], dst[128];
-
-static void sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	assert_int_equal(system(cmd), 0);
-}
 
 static void same_trees(void)
 {
