@@ -4,5 +4,7 @@
 #define HERMES_CLI_H
 
 int cmd_sync(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
 
 #endif

@@ -13,6 +13,9 @@ static void usage(FILE *out)
 		"\n"
 		"commands:\n"
 		"  sync [OPTIONS] LOCALDIR DEST   mirror LOCALDIR to DEST ([user@]host:/path or a local path)\n"
+		"  mount [OPTIONS] LOCALDIR MOUNTPOINT DEST\n"
+		"                                 a FUSE mount of LOCALDIR, mirrored live to DEST\n"
+		"  umount MOUNTPOINT              flush and unmount\n"
 		"  version                        print the version\n"
 		"\n"
 		"See hermes(1), or `hermes COMMAND --help`.\n");
@@ -28,6 +31,10 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "sync"))
 		return cmd_sync(argc - 1, argv + 1);
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc - 1, argv + 1);
+	if (!strcmp(cmd, "umount"))
+		return cmd_umount(argc - 1, argv + 1);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("hermes %s\n", HERMES_VERSION);
 		return 0;
