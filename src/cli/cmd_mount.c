@@ -19,7 +19,9 @@
 #include "connect.h"
 #include "fs.h"
 #include "log.h"
+#include "jobclient.h"
 #include "mirror.h"
+#include "vjobs.h"
 
 #define FLUSH_TIMEOUT_MS (5 * 60 * 1000) /* a read of .hermes/flush */
 #define UMOUNT_FLUSH_MS 15000            /* what unmounting waits for */
@@ -28,6 +30,7 @@
 struct mount_args {
 	struct ssh_options ssh;
 	const char *agent_path;
+	const char *podman_socket; /* for the agent's jobs; NULL: its default */
 	const char *fuse_opts;
 	bool foreground, debug, include_vcs;
 	char local_dir[PATH_MAX];
@@ -48,12 +51,13 @@ static void usage(FILE *out)
 		"      --accept-new-host-key  trust and record an unknown host key\n"
 		"      --agent-path PATH      hermes-agent on the destination\n"
 		"      --include-vcs          also mirror .git\n"
+		"      --podman-socket PATH   Podman's API socket on the host, for jobs\n"
 		"usage: hermes umount MOUNTPOINT\n");
 }
 
 static int parse_args(int argc, char **argv, struct mount_args *a)
 {
-	enum { O_ACCEPT = 256, O_AGENT, O_VCS };
+	enum { O_ACCEPT = 256, O_AGENT, O_VCS, O_PODMAN };
 	static const struct option opts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
@@ -62,6 +66,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		{ "accept-new-host-key", no_argument, NULL, O_ACCEPT },
 		{ "agent-path", required_argument, NULL, O_AGENT },
 		{ "include-vcs", no_argument, NULL, O_VCS },
+		{ "podman-socket", required_argument, NULL, O_PODMAN },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -83,6 +88,7 @@ static int parse_args(int argc, char **argv, struct mount_args *a)
 		case O_ACCEPT: a->ssh.accept_new_host_key = true; break;
 		case O_AGENT: a->agent_path = optarg; break;
 		case O_VCS: a->include_vcs = true; break;
+		case O_PODMAN: a->podman_socket = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -146,6 +152,50 @@ static int vfile_flush(void *ctx, struct buf *content)
 	return buf_printf(content, "%" PRId64 "\n", gen);
 }
 
+/* Jobs run through a second connection, to the agent in job mode. */
+struct jobs_glue {
+	const struct connect_spec *cs;
+	const char *podman_socket;
+};
+
+static int connect_jobs_cb(void *ctx, struct transport **t, struct buf *err)
+{
+	const struct jobs_glue *g = ctx;
+	return connect_open_jobs(g->cs, g->podman_socket, t, err);
+}
+
+static void jobs_changed(void *ctx)
+{
+	(void)ctx;
+	fs_vwake();
+}
+
+static int64_t jobs_barrier(void *ctx)
+{
+	return mirror_flush(ctx, FLUSH_TIMEOUT_MS);
+}
+
+static int start_jobs(const struct mount_args *a, struct jobs_glue *glue, struct jobclient **jc)
+{
+	char dir[PATH_MAX + 16];
+	struct buf err = BUF_INIT;
+	snprintf(dir, sizeof(dir), "%s/.hermes", a->local_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_error("cannot create %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	snprintf(dir, sizeof(dir), "%s/.hermes/jobs", a->local_dir);
+	struct jobclient_config jcc = {
+		.state_dir = dir, .host = glue->cs->peer,
+		.connect = connect_jobs_cb, .changed = jobs_changed, .ctx = glue,
+	};
+	int rc = jobclient_start(&jcc, jc, &err);
+	if (rc)
+		log_error("%s", (const char *)err.data);
+	buf_free(&err);
+	return rc;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -171,6 +221,15 @@ static int serve(struct mount_args *a, struct connect_spec *cs)
 		log_error("cannot start mirroring to %s: %s", a->dest, strerror(-rc));
 		return 1;
 	}
+	struct jobs_glue glue = { .cs = cs, .podman_socket = a->podman_socket };
+	struct jobclient *jobs = NULL;
+	if (start_jobs(a, &glue, &jobs)) {
+		mirror_stop(the_mirror, 0);
+		return 1;
+	}
+	struct vjobs_config vjc = { .jobs = jobs, .barrier = jobs_barrier, .ctx = the_mirror };
+	struct fs_vops vops;
+	vjobs_ops(&vjc, &vops);
 	const struct fs_vfile vfiles[] = {
 		{ .name = "sync", .open_fn = vfile_sync, .ctx = the_mirror },
 		{ .name = "flush", .open_fn = vfile_flush, .ctx = the_mirror },
@@ -185,6 +244,8 @@ static int serve(struct mount_args *a, struct connect_spec *cs)
 			      .renamed = on_renamed, .ctx = the_mirror },
 		.vfiles = vfiles,
 		.nvfiles = sizeof(vfiles) / sizeof(vfiles[0]),
+		.vops = &vops,
+		.nvops = 1,
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
@@ -195,6 +256,7 @@ static int serve(struct mount_args *a, struct connect_spec *cs)
 		log_error("%s", err.len ? (const char *)err.data : strerror(-rc));
 	buf_free(&err);
 	/* Unmounted: send what is still pending, for a bounded time. */
+	jobclient_stop(jobs);
 	int left = mirror_stop(the_mirror, UMOUNT_FLUSH_MS);
 	return rc || left ? 1 : 0;
 }

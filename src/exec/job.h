@@ -13,6 +13,18 @@
  * Errors that stop a job before it runs (Podman unreachable, unknown image,
  * no GPU for a GPU request) are returned as -errno with one line in err
  * naming the socket, image or device, and result->state = JOB_FAILED.
+ *
+ * Containment (src/exec/podman.c): the root is read-only with private tmpfs
+ * /tmp and /var/tmp, no capabilities, no_new_privileges, netns none unless
+ * spec->network, HOME=/tmp unless spec->env sets it, memory (+swap) and pids
+ * limits, and a conmon-side kill at wall_time + 30 s should this process die.
+ * Output past output_bytes is dropped; output past twice the limit (at
+ * least the limit + 8 MiB) kills the job (state EXITED, exit code 137,
+ * message says so). A SIGKILL under a memory limit is reported in message
+ * as out of memory.
+ *
+ * Callbacks run on job_run's thread or one it creates, never two at once;
+ * started() comes before any output().
  */
 #ifndef HERMES_JOB_H
 #define HERMES_JOB_H
@@ -87,7 +99,9 @@ struct job;
 struct job *job_new(void);
 /* Run spec to its end; see the file comment. Returns 0 when the container
  * ran (whatever its exit code, also when cancelled or timed out), -errno
- * when it could not run (err names why). result is always filled. */
+ * when it could not run (err names why), or when the container could not
+ * be removed afterwards (err names it; result still says how the job
+ * ended). result is always filled. */
 int job_run(struct job *j, const struct job_spec *spec, const struct job_callbacks *cb,
 	    struct job_result *result, struct buf *err);
 /* Thread-safe; async: kills the container, job_run then returns JOB_CANCELLED. */
