@@ -98,7 +98,7 @@ static int hfs_fill_first_root(struct hfs_fill *f, struct dirent *de)
 	int rc = hfs_fill_add(f, de->d_name, de->d_ino, de->d_type, de->d_off);
 	if (rc)
 		return rc;
-	rc = hfs_fill_add(f, FS_VIRTUAL_DIR, f->h->vdir.ino, DT_DIR, de->d_off);
+	rc = hfs_fill_add(f, FS_VIRTUAL_DIR, f->h->vdir->ino, DT_DIR, de->d_off);
 	if (rc) {
 		hfs_fill_unref_from(f, nlooked);
 		f->used = used;
@@ -148,19 +148,20 @@ static int hfs_fill_real(struct hfs_fill *f, off_t off)
 	return rc == 1 ? 0 : rc;
 }
 
+/* A virtual directory, listed afresh by each request (sorted by name, so
+ * offsets are indexes that stay put unless names come or go meanwhile). */
 static int hfs_fill_virtual(struct hfs_fill *f, off_t off)
 {
-	struct hfs *h = f->h;
-	size_t n = 2 + h->nvfiles;
+	struct hfs_vlisting l;
+	int rc = hfs_vlist(f->h, f->dir, &l);
 
-	for (size_t i = (size_t)off; i < n; i++) {
-		const char *name = i == 0 ? "." : i == 1 ? ".." : h->vfiles[i - 2].vfile->name;
-		ino_t ino = i == 0 ? h->vdir.ino : i == 1 ? h->root.ino : h->vfiles[i - 2].ino;
-		int rc = hfs_fill_add(f, name, ino, i < 2 ? DT_DIR : DT_REG, (off_t)(i + 1));
-		if (rc)
-			return rc == 1 ? 0 : rc;
+	for (size_t i = (size_t)off; !rc && i < l.n; i++) {
+		rc = hfs_fill_add(f, l.v[i].name, l.v[i].ino, l.v[i].type, (off_t)(i + 1));
+		if (rc == -ENOENT)
+			rc = 0; /* gone since listed */
 	}
-	return 0;
+	hfs_vlisting_free(&l);
+	return rc == 1 ? 0 : rc;
 }
 
 static void hfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,

@@ -4,7 +4,15 @@
  * pipe. A watcher thread wakes on it, marks the session exited and pokes the
  * mount with a forced stat, so that a worker blocked reading /dev/fuse gets
  * a request, serves it and sees the mark; libfuse's loop then returns, and
- * fs_run unmounts. (fuse_session_exit alone wakes nobody.)
+ * fs_run unmounts. (fuse_session_exit alone wakes nobody: the signal may
+ * land in any thread, not in the loop's sem_wait.)
+ *
+ * A poke may itself be read by a worker that libfuse is already stopping,
+ * which drops it unanswered: the watcher's stat then waits until the
+ * /dev/fuse descriptor closes. So the watcher is only told to stop (under
+ * its lock, after which it no longer touches the session) when the loop
+ * ends, and is joined after fuse_session_destroy, which closes the
+ * descriptor and so ends any stat still waiting.
  */
 #include "hfs.h"
 
@@ -27,6 +35,15 @@ static pthread_once_t hfs_pipe_once = PTHREAD_ONCE_INIT;
 static int hfs_pipe[2] = { -1, -1 };     /* never closed: a signal may write */
 static atomic_int hfs_wake_fd = -1;      /* hfs_pipe[1] once created */
 static atomic_bool hfs_exit_requested;
+/* The mount being served (for fs_report_open_files), or NULL. */
+static _Atomic(struct hfs *) hfs_serving;
+
+void fs_report_open_files(void)
+{
+	struct hfs *h = atomic_load(&hfs_serving);
+	if (h)
+		hfs_report_open_files(h);
+}
 
 void fs_request_exit(void)
 {
@@ -57,15 +74,34 @@ static void hfs_pipe_drain(void)
 
 struct hfs_watch {
 	struct hfs *h;
-	atomic_bool stopping; /* the loop is over: leave */
+	pthread_t tid;
+	bool started;
+	pthread_mutex_t lock;
+	bool stopping; /* protected by lock: the loop is over, leave h->se alone */
 };
+
+/* Mark the session exited unless the loop is over; true if a poke is due. */
+static bool hfs_watch_mark(struct hfs_watch *w, bool *stop)
+{
+	bool poke = false;
+
+	pthread_mutex_lock(&w->lock);
+	*stop = w->stopping;
+	if (!*stop && atomic_load(&hfs_exit_requested)) {
+		fuse_session_exit(w->h->se);
+		poke = true;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return poke;
+}
 
 static void *hfs_watcher(void *arg)
 {
 	struct hfs_watch *w = arg;
 	struct statx stx;
+	bool stop = false;
 
-	for (;;) {
+	while (!stop) {
 		struct pollfd p = { .fd = hfs_pipe[0], .events = POLLIN };
 		bool exiting = atomic_load(&hfs_exit_requested);
 		/* Once exiting, poke every 100 ms until the loop has ended. */
@@ -73,34 +109,47 @@ static void *hfs_watcher(void *arg)
 		if (rc < 0 && errno != EINTR)
 			break;
 		hfs_pipe_drain();
-		if (atomic_load(&w->stopping))
-			break;
-		if (atomic_load(&hfs_exit_requested)) {
-			fuse_session_exit(w->h->se);
+		if (hfs_watch_mark(w, &stop))
 			statx(AT_FDCWD, w->h->mountpoint, AT_STATX_FORCE_SYNC,
 			      STATX_BASIC_STATS, &stx);
-		}
 	}
 	return NULL;
 }
 
-static int hfs_watch_start(struct hfs_watch *w, pthread_t *tid)
+static int hfs_watch_start(struct hfs_watch *w, struct hfs *h)
 {
 	sigset_t all, old;
 
+	w->h = h;
+	pthread_mutex_init(&w->lock, NULL);
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int rc = pthread_create(tid, NULL, hfs_watcher, w);
+	int rc = pthread_create(&w->tid, NULL, hfs_watcher, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	w->started = rc == 0;
 	return -rc;
 }
 
-static void hfs_watch_stop(struct hfs_watch *w, pthread_t tid)
+/* The loop is over: from now on the watcher leaves the session alone. */
+static void hfs_watch_stop(struct hfs_watch *w)
 {
-	atomic_store(&w->stopping, true);
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_mutex_unlock(&w->lock);
 	ssize_t n = write(hfs_pipe[1], "q", 1);
 	(void)n;
-	pthread_join(tid, NULL);
+}
+
+/* After fuse_session_destroy: no poke can still be waiting. */
+static void hfs_watch_join(struct hfs_watch *w)
+{
+	if (!w->started)
+		return;
+	pthread_join(w->tid, NULL);
+	pthread_mutex_destroy(&w->lock);
+	w->started = false;
 }
 
 /* realpath of a directory, with the error named. */
@@ -156,26 +205,11 @@ static int hfs_check_paths(struct hfs *h, const struct fs_options *o, struct buf
 	return 0;
 }
 
-static int hfs_check_vfiles(const struct fs_options *o, struct buf *err)
-{
-	for (size_t i = 0; i < o->nvfiles; i++) {
-		const char *n = o->vfiles[i].name;
-		if (!n || !n[0] || strchr(n, '/') || !strcmp(n, ".") || !strcmp(n, "..")) {
-			buf_printf(err, "virtual file name \"%s\": not a file name",
-				   n ? n : "(null)");
-			return -EINVAL;
-		}
-	}
-	return 0;
-}
-
 static int hfs_setup(struct hfs *h, const struct fs_options *o, struct buf *err)
 {
 	struct stat st;
 
-	int rc = hfs_check_vfiles(o, err);
-	if (!rc)
-		rc = hfs_check_paths(h, o, err);
+	int rc = hfs_check_paths(h, o, err);
 	if (rc)
 		return rc;
 	h->root.fd = open(h->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -188,12 +222,9 @@ static int hfs_setup(struct hfs *h, const struct fs_options *o, struct buf *err)
 	h->root.dev = st.st_dev;
 	h->root.ino = st.st_ino;
 	h->root.refs = 1;
-	struct hfs_inode *nodes = calloc(o->nvfiles ? o->nvfiles : 1, sizeof(*nodes));
-	if (!nodes) {
-		buf_printf(err, "mounting %s: %s", o->mountpoint, strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	hfs_vinit(h, o->vfiles, o->nvfiles, nodes);
+	rc = hfs_vinit(h, o, err);
+	if (rc)
+		return rc;
 	rc = hfs_table_init(&h->table);
 	if (rc) {
 		buf_printf(err, "mounting %s: %s", o->mountpoint, strerror(-rc));
@@ -214,9 +245,10 @@ static void hfs_teardown(struct hfs *h)
 		hfs_table_destroy(&h->table);
 	if (h->root.fd >= 0)
 		close(h->root.fd);
-	free(h->vfiles);
+	hfs_vdestroy(h);
 	free(h->backing);
 	free(h->mountpoint);
+	pthread_mutex_destroy(&h->files_lock);
 }
 
 /* Every known inode holds a descriptor: allow as many as we may. */
@@ -259,30 +291,69 @@ out:
 }
 
 /* Serve until unmounted or asked to exit; 0 or -errno. */
-static int hfs_serve(struct hfs *h, const struct fs_options *o, struct buf *err)
+static int hfs_serve(struct hfs *h, const struct fs_options *o, struct hfs_watch *w,
+		     struct buf *err)
 {
-	struct hfs_watch w = { .h = h };
-	pthread_t tid;
-
-	int rc = hfs_watch_start(&w, &tid);
+	int rc = hfs_watch_start(w, h);
 	if (rc) {
 		buf_printf(err, "mounting %s: %s", o->mountpoint, strerror(-rc));
 		return rc;
 	}
+	atomic_store(&hfs_serving, h);
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 	if (!cfg) {
 		rc = -ENOMEM;
-	} else if (!atomic_load(&hfs_exit_requested)) {
+	} else if (!atomic_load(&hfs_exit_requested) && !(rc = hfs_vpark_start())) {
 		fuse_loop_cfg_set_max_threads(cfg, HFS_MAX_THREADS);
 		rc = fuse_session_loop_mt(h->se, cfg);
 		if (rc > 0)
 			rc = -rc;
+		/* Before the unmount: fail the reads and closes still waiting. */
+		hfs_vpark_stop();
 	}
-	hfs_watch_stop(&w, tid);
+	atomic_store(&hfs_serving, NULL);
+	hfs_watch_stop(w);
 	fuse_loop_cfg_destroy(cfg);
 	if (rc)
 		buf_printf(err, "serving %s: %s", o->mountpoint, strerror(-rc));
 	return rc;
+}
+
+/* Kernel read-ahead for the mount, in KiB (matches max_readahead in
+ * ops.c's init). The FUSE default (128 KiB) leaves sequential reads well
+ * below the disk's speed. Set before init is served: the kernel keeps the
+ * smaller of the device's value and init's max_readahead. */
+#define HFS_READ_AHEAD_KB "512"
+
+/* Raise the mount's read-ahead through its backing-device entry in sysfs
+ * (root only; others keep the default). The mount's device number comes
+ * from mountinfo: a stat of the mount point would wait for this very
+ * daemon, which is not serving yet. */
+static void hfs_raise_readahead(const char *mountpoint)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], dev[64] = "";
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		char mp[PATH_MAX], devno[64];
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*s %*s %63s %*s %4095s", devno, mp) == 2 &&
+		    !strcmp(mp, mountpoint) && strstr(line, " - fuse"))
+			snprintf(dev, sizeof(dev), "%s", devno); /* the last one wins */
+	}
+	fclose(f);
+	if (!dev[0])
+		return;
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, HFS_READ_AHEAD_KB, strlen(HFS_READ_AHEAD_KB)) < 0)
+		fuse_log(FUSE_LOG_DEBUG, "hermes: %s: %s\n", path, strerror(errno));
+	close(fd);
 }
 
 static int hfs_mount(struct hfs *h, const struct fs_options *o, struct fuse_args *args,
@@ -304,6 +375,7 @@ static int hfs_mount(struct hfs *h, const struct fs_options *o, struct fuse_args
 			   o->mountpoint);
 		return -EIO;
 	}
+	hfs_raise_readahead(h->mountpoint);
 	if (!o->foreground && fuse_daemonize(0)) {
 		buf_printf(err, "mounting %s: cannot go to the background", o->mountpoint);
 		fuse_session_unmount(h->se);
@@ -315,6 +387,7 @@ static int hfs_mount(struct hfs *h, const struct fs_options *o, struct fuse_args
 int fs_run(const struct fs_options *o, struct buf *err)
 {
 	struct hfs h = { .root.fd = -1 };
+	struct hfs_watch w = { 0 };
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	int rc;
 
@@ -329,17 +402,19 @@ int fs_run(const struct fs_options *o, struct buf *err)
 	}
 	hfs_pipe_drain();
 	hfs_raise_nofile();
+	pthread_mutex_init(&h.files_lock, NULL);
 	rc = hfs_setup(&h, o, err);
 	if (!rc)
 		rc = hfs_build_args(&h, o, &args, err);
 	if (!rc)
 		rc = hfs_mount(&h, o, &args, err);
 	if (!rc) {
-		rc = hfs_serve(&h, o, err);
+		rc = hfs_serve(&h, o, &w, err);
 		fuse_session_unmount(h.se);
 	}
 	if (h.se)
 		fuse_session_destroy(h.se);
+	hfs_watch_join(&w);
 	fuse_opt_free_args(&args);
 	hfs_teardown(&h);
 	atomic_store(&hfs_exit_requested, false);

@@ -3,7 +3,11 @@
  * Pieces, one file each:
  *   inode.c   inode table: (st_dev, st_ino) -> struct hfs_inode, lookup counts
  *   notify.c  backing paths of inodes, observer calls
- *   vfile.c   the virtual ".hermes" directory and its files
+ *   vtree.c   the virtual tree under ".hermes": vpath -> inode, providers,
+ *             lookup/attributes/listings, open/write/release
+ *   vpark.c   reads and closes of virtual files that wait (-EAGAIN): parked,
+ *             retried on fs_vwake, ended by interrupts and by exit
+ *   vfile.c   the static files (struct fs_vfile) as a provider
  *   dir.c     readdir(plus), statelessly; opendir/releasedir/fsyncdir
  *   file.c    open/create/read/write/flush/release and the other handle ops
  *   ops.c     entries and attributes (lookup, setattr, mkdir, rename, xattrs..)
@@ -13,8 +17,8 @@
  * Node ids given to the kernel are pointers to struct hfs_inode (the root is
  * FUSE_ROOT_ID). Real inodes are reference counted: one reference per lookup
  * the kernel was told of (released by forget) and one per open handle.
- * Virtual inodes (the ".hermes" directory and its files) live as long as
- * the mount and ignore lookup counts.
+ * Virtual inodes (".hermes" and everything under it, struct hfs_vnode in
+ * vtree.c) live as long as the mount and ignore lookup counts.
  */
 #ifndef HERMES_HFS_H
 #define HERMES_HFS_H
@@ -35,8 +39,8 @@
 
 enum hfs_kind {
 	HFS_REAL,  /* a file of the backing tree (also the root) */
-	HFS_VDIR,  /* the virtual ".hermes" directory */
-	HFS_VFILE, /* one of its files */
+	HFS_VDIR,  /* a virtual directory: ".hermes" or one under it */
+	HFS_VFILE, /* a virtual file */
 };
 
 struct hfs_inode {
@@ -46,7 +50,6 @@ struct hfs_inode {
 	ino_t ino;               /* immutable */
 	int fd;                  /* O_PATH, immutable; closed when refs drops to 0 */
 	enum hfs_kind kind;      /* immutable */
-	const struct fs_vfile *vfile; /* HFS_VFILE only */
 };
 
 struct hfs_table {
@@ -58,9 +61,8 @@ struct hfs_table {
 
 struct hfs {
 	struct hfs_inode root;   /* FUSE_ROOT_ID; never freed */
-	struct hfs_inode vdir;   /* ".hermes" */
-	struct hfs_inode *vfiles; /* nvfiles entries */
-	size_t nvfiles;
+	struct hfs_inode *vdir;  /* ".hermes"; owned by vt */
+	struct hfs_vtree *vt;    /* the virtual tree (vtree.c) */
 	struct hfs_table table;
 	char *backing;           /* realpath of LOCALDIR */
 	size_t backing_len;
@@ -75,6 +77,8 @@ struct hfs {
 	uid_t uid;
 	gid_t gid;
 	struct fuse_session *se;
+	pthread_mutex_t files_lock;
+	struct hfs_file *files;  /* open real files; protected by files_lock */
 };
 
 /* A handle on a real file: fi->fh. */
@@ -82,6 +86,7 @@ struct hfs_file {
 	int fd;
 	atomic_bool dirty;       /* written since open or since the last notify */
 	struct hfs_inode *inode; /* holds a reference */
+	struct hfs_file *prev, *next; /* hfs.files; protected by hfs.files_lock */
 };
 
 static inline struct hfs *hfs_of(fuse_req_t req)
@@ -142,19 +147,57 @@ void hfs_notify_renamed(struct hfs *h, struct hfs_inode *odir, const char *oname
 /* "/proc/self/fd/N" for fd into buf (at least 32 bytes). */
 const char *hfs_proc_path(int fd, char *buf, size_t size);
 
-/* vfile.c */
-void hfs_vinit(struct hfs *h, const struct fs_vfile *vf, size_t n,
-	       struct hfs_inode *nodes);
+/* vtree.c */
+/* A handle on an open virtual file: fi->fh. */
+struct hfs_vhandle {
+	const struct fs_vops *ops;      /* the owning provider; immutable */
+	void *fh;                       /* the provider's handle; immutable */
+	struct hfs_inode *in;           /* immutable */
+	struct hfs_vhandle *prev, *next; /* open handles; protected by the vtree lock */
+};
+/* Set up h->vt and h->vdir from o's static files and providers: 0, or
+ * -errno with err naming the bad entry. */
+int hfs_vinit(struct hfs *h, const struct fs_options *o, struct buf *err);
+/* After the loop and hfs_vpark_stop: release handles still open, free. */
+void hfs_vdestroy(struct hfs *h);
 int hfs_vlookup(struct hfs *h, struct hfs_inode *dir, const char *name,
 		struct fuse_entry_param *e);
-void hfs_vattr(const struct hfs *h, const struct hfs_inode *in, struct stat *st);
+/* Attributes of a virtual inode: 0 or an errno value (ENOENT: it is gone). */
+int hfs_vattr(struct hfs *h, struct hfs_inode *in, struct stat *st);
 void hfs_vsetattr(fuse_req_t req, struct hfs_inode *in, int valid);
+/* The listing of a virtual directory, "." and ".." first. */
+struct hfs_ventry {
+	char *name;
+	ino_t ino;
+	unsigned char type; /* DT_DIR, DT_REG */
+};
+struct hfs_vlisting {
+	struct hfs_ventry *v;
+	size_t n;
+};
+int hfs_vlist(struct hfs *h, struct hfs_inode *dir, struct hfs_vlisting *l); /* 0 or -errno */
+void hfs_vlisting_free(struct hfs_vlisting *l);
 void hfs_vopen(fuse_req_t req, struct hfs_inode *in, struct fuse_file_info *fi);
-void hfs_vread(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
-void hfs_vwrite(fuse_req_t req, struct fuse_bufvec *in, struct fuse_file_info *fi);
-void hfs_vflush(fuse_req_t req, struct fuse_file_info *fi);
+void hfs_vwrite(fuse_req_t req, struct fuse_bufvec *in, off_t off,
+		struct fuse_file_info *fi);
 void hfs_vrelease(fuse_req_t req, struct fuse_file_info *fi);
 void hfs_vlseek(fuse_req_t req, off_t off, int whence, struct fuse_file_info *fi);
+
+/* vpark.c */
+void hfs_vread(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi);
+void hfs_vflush(fuse_req_t req, struct fuse_file_info *fi);
+/* Start the retry thread (before the loop): 0 or -errno. */
+int hfs_vpark_start(void);
+/* After the loop: fail what is parked (ENOTCONN), stop the thread. */
+void hfs_vpark_stop(void);
+
+/* vfile.c */
+/* The static files as a provider; *out lives until hfs_vstatic_free.
+ * 0, or -errno with err naming a bad name. */
+int hfs_vstatic_new(const struct fs_vfile *vf, size_t n, struct fs_vops *out,
+		    struct buf *err);
+/* Waits for the slow open_fns still running, then frees. */
+void hfs_vstatic_free(struct fs_vops *ops);
 
 /* dir.c */
 void hfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -188,5 +231,10 @@ void hfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			 size_t len, int flags);
 void hfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	       struct fuse_file_info *fi);
+/* Note a change to the real file open as fi, reported with its writes (at
+ * flush, fsync or release). */
+void hfs_file_mark_dirty(struct fuse_file_info *fi);
+/* fs_report_open_files for h. */
+void hfs_report_open_files(struct hfs *h);
 
 #endif

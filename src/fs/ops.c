@@ -86,8 +86,9 @@ static void hfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct hfs *h = hfs_of(req);
 	struct fuse_entry_param e;
 
-	int err = hfs_lookup_entry(h, hfs_inode_of(req, parent), name, &e);
-	if (err == ENOENT) {
+	struct hfs_inode *dir = hfs_inode_of(req, parent);
+	int err = hfs_lookup_entry(h, dir, name, &e);
+	if (err == ENOENT && dir->kind == HFS_REAL) {
 		/* A negative entry: compilers and make probe many missing names. */
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = h->timeout;
@@ -123,9 +124,12 @@ static void hfs_reply_stat(fuse_req_t req, struct hfs_inode *in)
 	struct hfs *h = hfs_of(req);
 	struct stat st;
 
-	if (in->kind != HFS_REAL) {
-		hfs_vattr(h, in, &st);
-		fuse_reply_attr(req, &st, in->kind == HFS_VFILE ? 0 : h->timeout);
+	if (in->kind != HFS_REAL) { /* uncached: names under .hermes come and go */
+		int err = hfs_vattr(h, in, &st);
+		if (err)
+			fuse_reply_err(req, err);
+		else
+			fuse_reply_attr(req, &st, 0);
 		return;
 	}
 	if (fstatat(in->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
@@ -236,7 +240,13 @@ static void hfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		fuse_reply_err(req, err);
 		return;
 	}
-	hfs_notify_inode(h, in);
+	/* Times set through a handle are the writeback cache flushing the
+	 * times of writes: reported with those writes, at close. */
+	if (fi && !(valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+			     FUSE_SET_ATTR_SIZE)))
+		hfs_file_mark_dirty(fi);
+	else
+		hfs_notify_inode(h, in);
 	hfs_reply_stat(req, in);
 }
 
@@ -518,6 +528,9 @@ static void hfs_init(void *userdata, struct fuse_conn_info *conn)
 	/* The daemon may hold CAP_FSETID (root): let the kernel clear
 	 * setuid/setgid bits on write and chown, with a setattr. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/* Read-ahead: the kernel keeps the smaller of this and what the
+	 * mount's device allows, which fs.c raises (as root) before init. */
+	conn->max_readahead = 512 * 1024;
 	/* Readahead and writeback requests in flight at once. */
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;

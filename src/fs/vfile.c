@@ -1,226 +1,278 @@
-/* vfile.c: the virtual ".hermes" directory at the mount root.
+/* vfile.c: the static files of .hermes (struct fs_vfile, see fs.h) as a
+ * provider of the virtual tree.
  *
- * It exists only in the mount (a real LOCALDIR/.hermes is hidden by it). Its
- * files are served with direct_io: a read sees the bytes open_fn produced
- * when that file was opened, whatever size getattr reported (0).
+ * Each open of a file that can read runs its open_fn and keeps the bytes it
+ * produced; reads serve them. Writes are appended to a per-open buffer,
+ * whatever their offset, and handed to write_fn by each flush (close) and by
+ * release; write_fn blocks its FUSE worker.
+ *
+ * A slow file's open_fn runs on a detached thread of its own, started by
+ * open: reads answer -EAGAIN (parked) until it has returned, and its end
+ * calls fs_vwake. The open file is shared by that thread and the kernel's
+ * handle (two references; the last one frees it), so a reader that gives up
+ * (Ctrl-C) leaves the thread to finish alone. hfs_vstatic_free waits for
+ * the threads still running: open_fn's ctx must outlive them.
  */
 #include "hfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
-#include <unistd.h>
 
-/* Inode numbers shown for the virtual entries (st_ino); far from real ones. */
-#define HFS_VINO_BASE 0x7fffffffff000000ULL
-
-/* A handle on a virtual file: fi->fh. */
-struct hfs_vhandle {
-	const struct fs_vfile *vf; /* immutable */
-	struct buf content;        /* produced at open; immutable after */
+struct hfs_vstatic {
+	const struct fs_vfile *files; /* borrowed from fs_options; immutable */
+	size_t n;
 	pthread_mutex_t lock;
-	struct buf pending;        /* written, not handed to write_fn yet; protected by lock */
+	pthread_cond_t idle;          /* nthreads dropped to 0 */
+	size_t nthreads;              /* slow open_fns running; protected by lock */
 };
 
-static struct hfs_vhandle *hfs_vh(struct fuse_file_info *fi)
+/* A handle: what fs_vops.open stores. */
+struct hfs_vsfile {
+	const struct fs_vfile *vf;  /* immutable */
+	struct hfs_vstatic *s;      /* immutable */
+	pthread_mutex_t lock;
+	unsigned refs;              /* the handle, and a running open_fn; protected by lock */
+	bool ready;                 /* open_fn returned; protected by lock */
+	int rc;                     /* its result; protected by lock */
+	struct buf content;         /* its bytes; immutable once ready */
+	struct buf pending;         /* written, not handed to write_fn yet; protected by lock */
+};
+
+static const struct fs_vfile *hfs_vs_find(const struct hfs_vstatic *s, const char *vpath)
 {
-	return (struct hfs_vhandle *)(uintptr_t)fi->fh;
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->files[i].name, vpath))
+			return &s->files[i];
+	return NULL;
 }
 
-void hfs_vinit(struct hfs *h, const struct fs_vfile *vf, size_t n,
-	       struct hfs_inode *nodes)
+static int hfs_vs_stat(void *ctx, const char *vpath, struct fs_vstat *st)
 {
-	h->vdir = (struct hfs_inode){
-		.kind = HFS_VDIR, .ino = (ino_t)HFS_VINO_BASE, .fd = -1,
-	};
-	for (size_t i = 0; i < n; i++) {
-		nodes[i] = (struct hfs_inode){
-			.kind = HFS_VFILE, .ino = (ino_t)(HFS_VINO_BASE + 1 + i),
-			.fd = -1, .vfile = &vf[i],
-		};
-	}
-	h->vfiles = nodes;
-	h->nvfiles = n;
-}
+	const struct fs_vfile *vf = hfs_vs_find(ctx, vpath);
 
-void hfs_vattr(const struct hfs *h, const struct hfs_inode *in, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = in->ino;
-	st->st_uid = h->uid;
-	st->st_gid = h->gid;
-	st->st_atim = st->st_mtim = st->st_ctim = h->started;
-	st->st_blksize = 4096;
-	if (in->kind == HFS_VDIR) {
-		st->st_mode = S_IFDIR | 0755;
-		st->st_nlink = 2;
-	} else {
-		st->st_mode = S_IFREG | (in->vfile->write_fn ? 0644 : 0444);
-		st->st_nlink = 1;
-	}
-}
-
-int hfs_vlookup(struct hfs *h, struct hfs_inode *dir, const char *name,
-		struct fuse_entry_param *e)
-{
-	struct hfs_inode *in = NULL;
-
-	memset(e, 0, sizeof(*e));
-	if (dir->kind == HFS_VFILE)
-		return ENOTDIR;
-	if (dir->kind == HFS_REAL) {
-		in = &h->vdir; /* hfs_is_vname(h, dir, name) held */
-	} else {
-		for (size_t i = 0; i < h->nvfiles && !in; i++)
-			if (!strcmp(h->vfiles[i].vfile->name, name))
-				in = &h->vfiles[i];
-	}
-	if (!in)
-		return ENOENT;
-	hfs_vattr(h, in, &e->attr);
-	e->ino = hfs_id(h, in);
-	e->entry_timeout = h->timeout;
-	e->attr_timeout = in->kind == HFS_VFILE ? 0 : h->timeout;
+	if (!vf)
+		return -ENOENT;
+	*st = (struct fs_vstat){ .perm = vf->write_fn ? 0644 : 0444 };
 	return 0;
 }
 
-/* Truncation and times of a writable virtual file are accepted (and do
- * nothing): `echo cmd > .hermes/run` and touch work. Nothing else changes. */
-void hfs_vsetattr(fuse_req_t req, struct hfs_inode *in, int valid)
+static int hfs_vs_list(void *ctx, const char *vpath, struct fs_vnames *names)
 {
-	const int allowed = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
-			    FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
-			    FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
-	struct stat st;
+	const struct hfs_vstatic *s = ctx;
+	int rc = 0;
 
-	if (in->kind != HFS_VFILE || !in->vfile->write_fn || (valid & ~allowed)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	hfs_vattr(hfs_of(req), in, &st);
-	fuse_reply_attr(req, &st, 0);
+	if (vpath[0]) /* only files, all directly under .hermes */
+		return -ENOTDIR;
+	for (size_t i = 0; i < s->n && !rc; i++)
+		rc = fs_vnames_add(names, s->files[i].name);
+	return rc;
 }
 
-static void hfs_vh_free(struct hfs_vhandle *vh)
+static void hfs_vs_unref(struct hfs_vsfile *f)
 {
-	buf_free(&vh->content);
-	buf_free(&vh->pending);
-	pthread_mutex_destroy(&vh->lock);
-	free(vh);
+	pthread_mutex_lock(&f->lock);
+	bool last = --f->refs == 0;
+	pthread_mutex_unlock(&f->lock);
+	if (!last)
+		return;
+	buf_free(&f->content);
+	buf_free(&f->pending);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
 }
 
-void hfs_vopen(fuse_req_t req, struct hfs_inode *in, struct fuse_file_info *fi)
+/* Run open_fn; the result is what reads serve. */
+static void hfs_vs_produce(struct hfs_vsfile *f)
 {
-	const struct fs_vfile *vf = in->vfile;
-	int acc = fi->flags & O_ACCMODE;
+	struct buf content = BUF_INIT;
+	int rc = f->vf->open_fn ? f->vf->open_fn(f->vf->ctx, &content) : 0;
 
-	if (acc != O_RDONLY && !vf->write_fn) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
-	struct hfs_vhandle *vh = calloc(1, sizeof(*vh));
-	if (!vh) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	vh->vf = vf;
-	pthread_mutex_init(&vh->lock, NULL);
-	if (acc != O_WRONLY && vf->open_fn) {
-		int rc = vf->open_fn(vf->ctx, &vh->content);
-		if (rc) {
-			hfs_vh_free(vh);
-			fuse_reply_err(req, rc < 0 ? -rc : rc);
-			return;
-		}
-	}
-	fi->direct_io = 1;
-	fi->keep_cache = 0;
-	fi->fh = (uintptr_t)vh;
-	if (fuse_reply_open(req, fi))
-		hfs_vh_free(vh);
+	pthread_mutex_lock(&f->lock);
+	f->content = content;
+	f->rc = rc > 0 ? -rc : rc;
+	f->ready = true;
+	pthread_mutex_unlock(&f->lock);
 }
 
-void hfs_vread(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
+static void *hfs_vs_thread(void *arg)
 {
-	struct hfs_vhandle *vh = hfs_vh(fi);
+	struct hfs_vsfile *f = arg;
+	struct hfs_vstatic *s = f->s;
 
-	if (off < 0 || (size_t)off >= vh->content.len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	size_t n = vh->content.len - (size_t)off;
-	fuse_reply_buf(req, (const char *)vh->content.data + off, n < size ? n : size);
+	hfs_vs_produce(f);
+	fs_vwake();
+	hfs_vs_unref(f);
+	pthread_mutex_lock(&s->lock);
+	if (--s->nthreads == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
 }
 
-void hfs_vwrite(fuse_req_t req, struct fuse_bufvec *in, struct fuse_file_info *fi)
+/* Start f's open_fn on its own thread: 0 or -errno (nothing started). */
+static int hfs_vs_start(struct hfs_vsfile *f)
 {
-	struct hfs_vhandle *vh = hfs_vh(fi);
-	size_t size = fuse_buf_size(in);
-	ssize_t n;
+	struct hfs_vstatic *s = f->s;
+	pthread_attr_t attr;
+	sigset_t all, old;
+	pthread_t tid;
 
-	pthread_mutex_lock(&vh->lock);
-	int rc = buf_reserve(&vh->pending, size);
+	f->refs = 2;
+	pthread_mutex_lock(&s->lock);
+	s->nthreads++;
+	pthread_mutex_unlock(&s->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all); /* signals are for the caller's threads */
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = pthread_create(&tid, &attr, hfs_vs_thread, f);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
 	if (rc) {
-		pthread_mutex_unlock(&vh->lock);
-		fuse_reply_err(req, -rc);
-		return;
+		f->refs = 1;
+		pthread_mutex_lock(&s->lock);
+		s->nthreads--;
+		pthread_mutex_unlock(&s->lock);
 	}
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
-	out.buf[0].mem = vh->pending.data + vh->pending.len;
-	n = fuse_buf_copy(&out, in, 0);
-	if (n > 0)
-		vh->pending.len += (size_t)n;
-	pthread_mutex_unlock(&vh->lock);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_write(req, (size_t)n);
+	return -rc;
+}
+
+static int hfs_vs_open(void *ctx, const char *vpath, int flags, void **fh)
+{
+	const struct fs_vfile *vf = hfs_vs_find(ctx, vpath);
+	int acc = flags & O_ACCMODE;
+
+	if (!vf)
+		return -ENOENT;
+	if (acc != O_RDONLY && !vf->write_fn)
+		return -EACCES;
+	struct hfs_vsfile *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->vf = vf;
+	f->s = ctx;
+	f->refs = 1;
+	pthread_mutex_init(&f->lock, NULL);
+	if (acc == O_WRONLY)
+		f->ready = true; /* nothing to read: no open_fn */
+	else if (!vf->slow || hfs_vs_start(f))
+		hfs_vs_produce(f); /* also when no thread could start */
+	if (f->ready && f->rc) { /* a quick open_fn's error is open's */
+		int rc = f->rc;
+		hfs_vs_unref(f);
+		return rc;
+	}
+	*fh = f;
+	return 0;
+}
+
+static ssize_t hfs_vs_read(void *ctx, void *fh, char *buf, size_t size, off_t off)
+{
+	struct hfs_vsfile *f = fh;
+
+	(void)ctx;
+	pthread_mutex_lock(&f->lock);
+	bool ready = f->ready;
+	int rc = f->rc;
+	pthread_mutex_unlock(&f->lock);
+	if (!ready)
+		return -EAGAIN;
+	if (rc)
+		return rc;
+	if (off < 0 || (size_t)off >= f->content.len)
+		return 0;
+	size_t n = f->content.len - (size_t)off;
+	if (n > size)
+		n = size;
+	memcpy(buf, f->content.data + off, n);
+	return (ssize_t)n;
+}
+
+static ssize_t hfs_vs_write(void *ctx, void *fh, const char *buf, size_t size, off_t off)
+{
+	struct hfs_vsfile *f = fh;
+
+	(void)ctx;
+	(void)off; /* appended: the content is a message, not a file */
+	pthread_mutex_lock(&f->lock);
+	int rc = buf_append(&f->pending, buf, size);
+	pthread_mutex_unlock(&f->lock);
+	return rc ? rc : (ssize_t)size;
 }
 
 /* Hand what was written since the last call to write_fn: 0 or -errno. */
-static int hfs_vdeliver(struct hfs_vhandle *vh)
+static int hfs_vs_deliver(struct hfs_vsfile *f)
 {
-	struct buf data = BUF_INIT;
-
-	pthread_mutex_lock(&vh->lock);
-	data = vh->pending;
-	vh->pending = (struct buf)BUF_INIT;
-	pthread_mutex_unlock(&vh->lock);
+	pthread_mutex_lock(&f->lock);
+	struct buf data = f->pending;
+	f->pending = (struct buf)BUF_INIT;
+	pthread_mutex_unlock(&f->lock);
 	int rc = 0;
-	if (data.len && vh->vf->write_fn)
-		rc = vh->vf->write_fn(vh->vf->ctx, data.data, data.len);
+	if (data.len && f->vf->write_fn)
+		rc = f->vf->write_fn(f->vf->ctx, data.data, data.len);
 	buf_free(&data);
 	return rc > 0 ? -rc : rc;
 }
 
-void hfs_vflush(fuse_req_t req, struct fuse_file_info *fi)
+static int hfs_vs_flush(void *ctx, void *fh)
 {
-	fuse_reply_err(req, -hfs_vdeliver(hfs_vh(fi)));
+	(void)ctx;
+	return hfs_vs_deliver(fh);
 }
 
-void hfs_vrelease(fuse_req_t req, struct fuse_file_info *fi)
+static void hfs_vs_release(void *ctx, void *fh)
 {
-	struct hfs_vhandle *vh = hfs_vh(fi);
-	int rc = hfs_vdeliver(vh);
+	struct hfs_vsfile *f = fh;
 
-	if (rc)
+	(void)ctx;
+	int rc = hfs_vs_deliver(f);
+	if (rc) /* no close() is left to report it to */
 		fuse_log(FUSE_LOG_ERR, "hermes: %s/%s: %s\n", FS_VIRTUAL_DIR,
-			 vh->vf->name, strerror(-rc));
-	hfs_vh_free(vh);
-	fuse_reply_err(req, 0);
+			 f->vf->name, strerror(-rc));
+	hfs_vs_unref(f);
 }
 
-void hfs_vlseek(fuse_req_t req, off_t off, int whence, struct fuse_file_info *fi)
+int hfs_vstatic_new(const struct fs_vfile *vf, size_t n, struct fs_vops *out,
+		    struct buf *err)
 {
-	off_t len = (off_t)hfs_vh(fi)->content.len;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = vf[i].name;
+		if (!name || !name[0] || strchr(name, '/') || !strcmp(name, ".") ||
+		    !strcmp(name, "..")) {
+			buf_printf(err, "virtual file name \"%s\": not a file name",
+				   name ? name : "(null)");
+			return -EINVAL;
+		}
+	}
+	struct hfs_vstatic *s = calloc(1, sizeof(*s));
+	if (!s) {
+		buf_printf(err, "virtual files: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	s->files = vf;
+	s->n = n;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	*out = (struct fs_vops){
+		.stat = hfs_vs_stat, .list = hfs_vs_list, .open = hfs_vs_open,
+		.read = hfs_vs_read, .write = hfs_vs_write, .flush = hfs_vs_flush,
+		.release = hfs_vs_release, .ctx = s,
+	};
+	return 0;
+}
 
-	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if (off < 0 || off >= len) {
-		fuse_reply_err(req, ENXIO);
-		return;
-	}
-	fuse_reply_lseek(req, whence == SEEK_DATA ? off : len);
+void hfs_vstatic_free(struct fs_vops *ops)
+{
+	struct hfs_vstatic *s = ops->ctx;
+
+	pthread_mutex_lock(&s->lock);
+	while (s->nthreads)
+		pthread_cond_wait(&s->idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	ops->ctx = NULL;
 }
