@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "config.h"
 #include "delta.h"
+#include "jobs.h"
 #include "log.h"
 #include "transport.h"
 
@@ -236,10 +237,11 @@ static int dispatch(struct agent *a, const struct frame *f)
 	}
 }
 
-static int serve(struct agent *a)
+/* Preambles both ways, then our HELLO. */
+static int greet(struct wire *w)
 {
 	struct buf err = BUF_INIT;
-	int rc = wire_handshake(&a->w, HANDSHAKE_TIMEOUT_MS, &err);
+	int rc = wire_handshake(w, HANDSHAKE_TIMEOUT_MS, &err);
 	if (rc) {
 		log_error("handshake failed: %s", err.len ? (const char *)err.data : strerror(-rc));
 		buf_free(&err);
@@ -247,12 +249,16 @@ static int serve(struct agent *a)
 	}
 	buf_free(&err);
 	struct enc e;
-	wire_begin(&a->w, &e);
+	wire_begin(w, &e);
 	enc_uvar(&e, 0);
 	enc_str(&e, HERMES_VERSION);
-	rc = wire_end(&a->w, &e, MSG_HELLO, 0);
-	if (!rc)
-		rc = wire_flush(&a->w);
+	rc = wire_end(w, &e, MSG_HELLO, 0);
+	return rc ? rc : wire_flush(w);
+}
+
+static int serve(struct agent *a)
+{
+	int rc = greet(&a->w);
 	while (!rc) {
 		struct frame f;
 		rc = wire_recv(&a->w, &f, -1);
@@ -269,10 +275,28 @@ static int serve(struct agent *a)
 	return rc;
 }
 
+static int serve_jobs(const struct jobs_options *o)
+{
+	struct wire w;
+	struct transport *t = transport_fd_new(STDIN_FILENO, STDOUT_FILENO);
+	if (!t || wire_init(&w, t, 1)) {
+		log_error("out of memory");
+		return 1;
+	}
+	int rc = greet(&w);
+	if (!rc)
+		rc = jobs_serve(&w, o);
+	wire_free(&w);
+	transport_close(t, NULL);
+	return rc ? 1 : 0;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: hermes-agent --stdio --root DIR\n"
-		     "Serve DIR to a hermes client over stdin/stdout.\n");
+		     "       hermes-agent --jobs --root DIR [--podman-socket PATH]\n"
+		     "Serve DIR to a hermes client over stdin/stdout: its files (--stdio),\n"
+		     "or jobs run in Podman containers over it (--jobs).\n");
 }
 
 int main(int argc, char **argv)
@@ -280,28 +304,39 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "stdio", no_argument, NULL, 's' },
 		{ "root", required_argument, NULL, 'r' },
+		{ "jobs", no_argument, NULL, 'j' },
+		{ "podman-socket", required_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *root = NULL;
-	bool stdio = false;
+	const char *root = NULL, *podman_socket = NULL;
+	bool stdio = false, jobs = false;
 	int c;
 	log_init("hermes-agent");
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 's': stdio = true; break;
 		case 'r': root = optarg; break;
+		case 'j': jobs = true; break;
+		case 'P': podman_socket = optarg; break;
 		case 'V': printf("hermes-agent %s (protocol %d)\n", HERMES_VERSION, PROTO_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!stdio || !root || optind != argc) {
+	if (stdio == jobs || !root || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (jobs) {
+		struct jobs_options o = {
+			.root = root,
+			.podman_socket = podman_socket ? podman_socket : jobs_default_socket(),
+		};
+		return serve_jobs(&o);
+	}
 	/* Files we create get exactly the modes the client asks for. */
 	umask(0);
 

@@ -146,6 +146,8 @@ static int vfile_sync(void *ctx, struct buf *content)
  * host, then reads as the generation reached. */
 static int vfile_flush(void *ctx, struct buf *content)
 {
+	/* Files still open (an editor's, a build's) count as changed too. */
+	fs_report_open_files();
 	int64_t gen = mirror_flush(ctx, FLUSH_TIMEOUT_MS);
 	if (gen < 0)
 		return (int)gen;
@@ -232,7 +234,9 @@ static int serve(struct mount_args *a, struct connect_spec *cs)
 	vjobs_ops(&vjc, &vops);
 	const struct fs_vfile vfiles[] = {
 		{ .name = "sync", .open_fn = vfile_sync, .ctx = the_mirror },
-		{ .name = "flush", .open_fn = vfile_flush, .ctx = the_mirror },
+		/* slow: a reader waits without holding a FUSE thread, and Ctrl-C
+		 * (or hermes umount's alarm) ends its wait at once. */
+		{ .name = "flush", .open_fn = vfile_flush, .ctx = the_mirror, .slow = true },
 	};
 	struct fs_options fo = {
 		.backing = a->local_dir,

@@ -93,21 +93,52 @@ int connect_prepare(struct connect_spec *c, const char *dest_str, const struct s
 	return rc;
 }
 
-int connect_open(const struct connect_spec *c, struct transport **t, struct buf *err)
+/* Run the agent for c with the arguments args (NULL-terminated, before
+ * --root DIR): a local process, or a command over SSH. */
+static int open_agent(const struct connect_spec *c, const char *const *args,
+		      struct transport **t, struct buf *err)
 {
 	if (c->dest.local) {
-		char *argv[] = { (char *)c->agent, "--stdio", "--root", c->dest.path, NULL };
-		return transport_local_open(argv, t, err);
+		const char *argv[8];
+		size_t n = 0;
+		argv[n++] = c->agent;
+		while (*args && n < 5)
+			argv[n++] = *args++;
+		argv[n++] = "--root";
+		argv[n++] = c->dest.path;
+		argv[n] = NULL;
+		return transport_local_open((char *const *)argv, t, err);
 	}
 	struct buf cmd = BUF_INIT;
 	shell_quote(&cmd, c->agent);
-	buf_append_str(&cmd, " --stdio --root ");
+	for (; *args; args++) {
+		buf_append_str(&cmd, " ");
+		shell_quote(&cmd, *args);
+	}
+	buf_append_str(&cmd, " --root ");
 	shell_quote(&cmd, c->dest.path);
 	int rc = buf_append(&cmd, "", 1);
 	if (!rc)
 		rc = transport_ssh_open(&c->dest, &c->ssh, (const char *)cmd.data, t, err);
 	buf_free(&cmd);
 	return rc;
+}
+
+int connect_open(const struct connect_spec *c, struct transport **t, struct buf *err)
+{
+	static const char *const args[] = { "--stdio", NULL };
+	return open_agent(c, args, t, err);
+}
+
+int connect_open_jobs(const struct connect_spec *c, const char *podman_socket,
+		      struct transport **t, struct buf *err)
+{
+	const char *args[] = { "--jobs", NULL, NULL, NULL };
+	if (podman_socket) {
+		args[1] = "--podman-socket";
+		args[2] = podman_socket;
+	}
+	return open_agent(c, args, t, err);
 }
 
 void connect_report_not_found(const struct connect_spec *c)

@@ -23,6 +23,9 @@ struct connect_spec {
 int connect_prepare(struct connect_spec *c, const char *dest_str, const struct ssh_options *ssh,
 		    const char *agent_path, struct buf *err);
 int connect_open(const struct connect_spec *c, struct transport **t, struct buf *err);
+/* The agent in job mode (--jobs), with its Podman socket when not NULL. */
+int connect_open_jobs(const struct connect_spec *c, const char *podman_socket,
+		      struct transport **t, struct buf *err);
 /* The one line for an agent that could not be run (exit status 127). */
 void connect_report_not_found(const struct connect_spec *c);
 void connect_free(struct connect_spec *c);

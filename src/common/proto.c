@@ -16,6 +16,9 @@ static const char *const msg_names[MSG_TYPE_MAX] = {
 	[MSG_DELETE] = "DELETE",   [MSG_RENAME] = "RENAME",
 	[MSG_UNTRACK] = "UNTRACK", [MSG_COMMIT] = "COMMIT",
 	[MSG_COMMITTED] = "COMMITTED", [MSG_ERROR] = "ERROR",
+	[MSG_JOB_RUN] = "JOB_RUN", [MSG_JOB_STARTED] = "JOB_STARTED",
+	[MSG_JOB_OUTPUT] = "JOB_OUTPUT", [MSG_JOB_END] = "JOB_END",
+	[MSG_JOB_CANCEL] = "JOB_CANCEL",
 };
 
 const char *msg_name(uint8_t type)

@@ -53,6 +53,15 @@ enum msg_type {
 	MSG_COMMIT,      /* C->A: end of a batch of changes */
 	MSG_COMMITTED,   /* A->C: varint generation, varint errors */
 	MSG_ERROR,       /* A->C: varint errno, u8 flags, path-or-empty, str message */
+	/* Jobs (agent started with --jobs; one job at a time per connection;
+	 * id = the client's request id of the JOB_RUN). */
+	MSG_JOB_RUN,     /* C->A (id): str command */
+	MSG_JOB_STARTED, /* A->C (id): varint job number, str image, str gpus ("" = none) */
+	MSG_JOB_OUTPUT,  /* A->C (id): u8 stream (1 stdout, 2 stderr), blob data */
+	MSG_JOB_END,     /* A->C (id): u8 state (enum job_state), svarint exit code,
+			    varint duration ms, u8 output truncated, str message */
+	MSG_JOB_CANCEL,  /* C->A (id) */
+	/* A JOB_RUN that cannot start is answered by MSG_ERROR (id) instead. */
 	MSG_TYPE_MAX
 };
 
