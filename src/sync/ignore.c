@@ -513,6 +513,52 @@ static int level_load(struct level *lv, int dirfd, const char *name, const char 
 	return level_add_chunk(lv, chunk, baselen, textlen);
 }
 
+/* The `ignore = PATTERN` lines of the root's hermes.conf (hermes.conf(5)),
+ * as if they were the root's .hermesignore: one rule per line, quotes
+ * optional. The other keys are the job runner's. */
+static int level_load_conf(struct level *lv, int dirfd)
+{
+	size_t len = 0;
+	char *text = NULL;
+	int rc = read_file(dirfd, "hermes.conf", 1, &text, &len);
+	if (rc <= 0)
+		return rc;
+	char *rules = malloc(len + 3), *out = rules + 1;
+	if (!rules) {
+		free(text);
+		return -ENOMEM;
+	}
+	text[1 + len] = '\0';
+	for (char *line = text + 1, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		line += strspn(line, " \t");
+		if (strncmp(line, "ignore", 6))
+			continue;
+		char *v = line + 6 + strspn(line + 6, " \t");
+		if (*v != '=')
+			continue;
+		v += 1 + strspn(v + 1, " \t");
+		size_t vlen = strcspn(v, "\r");
+		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"') {
+			v++;
+			vlen -= 2;
+		}
+		memcpy(out, v, vlen);
+		out += vlen;
+		*out++ = '\n';
+	}
+	free(text);
+	if (out == rules + 1) {
+		free(rules);
+		return 0;
+	}
+	return level_add_chunk(lv, rules, 0, (size_t)(out - rules - 1));
+}
+
 struct ignore *ignore_new(bool include_vcs)
 {
 	struct ignore *ig = calloc(1, sizeof(*ig));
@@ -556,6 +602,8 @@ int ignore_push_dir(struct ignore *ig, int dirfd, const char *dir_rel)
 	rc = level_load(lv, dirfd, ".gitignore", dir_rel);
 	if (rc == 0)
 		rc = level_load(lv, dirfd, ".hermesignore", dir_rel);
+	if (rc == 0 && !*dir_rel)
+		rc = level_load_conf(lv, dirfd);
 	if (rc < 0) {
 		level_free(lv);
 		return rc;

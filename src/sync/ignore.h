@@ -12,6 +12,8 @@
  * The last matching rule decides; deeper files override shallower ones; a
  * directory that is ignored is never entered, so nothing beneath it can be
  * re-included (the walker simply does not descend).
+ * The root level also takes the `ignore = PATTERN` lines of the root's
+ * hermes.conf (after its .hermesignore), as hermes.conf(5) documents.
  * Besides the files, the VCS directory ".git" is always ignored unless
  * include_vcs is set. Paths are relative to the root, '/'-separated, with no
  * leading or trailing slash.

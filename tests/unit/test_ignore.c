@@ -545,6 +545,35 @@ static void test_add_text_without_push(void **state)
 	assert_int_equal(ignore_push_dir(f->ig, f->dirfd, NULL), -EINVAL);
 }
 
+/* hermes.conf's `ignore =` lines are root rules, after .hermesignore; its
+ * other keys and `ignore` in a subdirectory's hermes.conf are not. */
+static void test_hermes_conf_ignore(void **state)
+{
+	struct fixture *f = *state;
+
+	write_file(f->dirfd, ".hermesignore", "*.tmp\n");
+	write_file(f->dirfd, "hermes.conf",
+		   "image = x\n  ignore = build/\nignore=\"*.o\"\n# ignore = notes\n"
+		   "ignored = no\nignore = !keep.tmp\r\nwall_time = 1m");
+	mkdirat(f->dirfd, "sub", 0755);
+	int sub = openat(f->dirfd, "sub", O_RDONLY | O_DIRECTORY);
+	assert_true(sub >= 0);
+	write_file(sub, "hermes.conf", "ignore = *.c\n");
+	f->ig = ignore_new(false);
+	assert_non_null(f->ig);
+	assert_int_equal(ignore_push_dir(f->ig, f->dirfd, ""), 0);
+	assert_int_equal(ignore_push_dir(f->ig, sub, "sub"), 0);
+	close(sub);
+	assert_true(ignore_match(f->ig, "build", true));
+	assert_true(ignore_match(f->ig, "sub/a.o", false));
+	assert_true(ignore_match(f->ig, "x.tmp", false));
+	assert_false(ignore_match(f->ig, "keep.tmp", false));
+	assert_false(ignore_match(f->ig, "notes", false));
+	assert_false(ignore_match(f->ig, "no", false));
+	assert_false(ignore_match(f->ig, "sub/a.c", false));
+	assert_false(ignore_match(f->ig, "hermes.conf", false));
+}
+
 static void test_hermesignore_overrides_gitignore(void **state)
 {
 	struct fixture *f = *state;
@@ -892,6 +921,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hermesignore_overrides_gitignore, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_push_pop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hermes_conf_ignore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_lines_and_big_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_agrees_with_git, setup, teardown),
