@@ -109,6 +109,21 @@ if "$HERMES" cancel 2>"$work/cancel.err"; then fail "hermes cancel with no job s
 grep -q 'no job is running' "$work/cancel.err" || fail "hermes cancel: $(cat "$work/cancel.err")"
 cd - >/dev/null
 
+step "Ctrl-C on hermes run cancels the job"
+"$HERMES" run -C "$MNT" -- sh -c 'echo going; sleep 100' >"$work/int.out" 2>&1 &
+runner=$!
+for _ in $(seq 100); do
+	grep -q going "$work/int.out" && break
+	sleep 0.1
+done
+grep -q going "$work/int.out" || fail "the job did not start: $(cat "$work/int.out")"
+kill -INT "$runner"
+rc=0
+timeout 60 tail --pid="$runner" -f /dev/null || fail "hermes run did not end after SIGINT"
+wait "$runner" || rc=$?
+((rc == 130)) || fail "hermes run after SIGINT: exit $rc ($(cat "$work/int.out"))"
+[[ $(field state) == cancelled ]] || fail "state after SIGINT: $(field state)"
+
 step "timeout"
 conf 2s
 rc=0
