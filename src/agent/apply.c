@@ -456,6 +456,10 @@ static int op_delete(struct agent *a, const char *path)
 		if (errno != ENOTEMPTY && errno != EEXIST)
 			return agent_report(a, errno, path, "cannot delete %s in %s: %s", path,
 					    a->root_path, strerror(errno));
+	} else if (flags) {
+		/* The parent cache may hold this directory (or one inside it):
+		 * a new directory of the same name would be missed. */
+		dircache_invalidate_all();
 	}
 	return agent_record_gone(a, path);
 }

@@ -60,6 +60,13 @@ int open_beneath(int root_fd, const char *path, int flags)
 	return -errno;
 }
 
+static atomic_uint dircache_generation;
+
+void dircache_invalidate_all(void)
+{
+	atomic_fetch_add(&dircache_generation, 1);
+}
+
 void dircache_init(struct dircache *dc)
 {
 	dc->fd = -1;
@@ -80,7 +87,9 @@ int dircache_parent(struct dircache *dc, int root_fd, const char *path, const ch
 	if (dlen == 0)
 		return root_fd;
 	/* Changes arrive sorted, so consecutive paths mostly share it. */
-	if (dc->fd >= 0 && strlen(dc->path) == dlen && memcmp(dc->path, path, dlen) == 0)
+	unsigned gen = atomic_load(&dircache_generation);
+	if (dc->fd >= 0 && dc->gen == gen && strlen(dc->path) == dlen &&
+	    memcmp(dc->path, path, dlen) == 0)
 		return dc->fd;
 	dircache_drop(dc);
 	char dir[PATH_MAX];
@@ -90,6 +99,7 @@ int dircache_parent(struct dircache *dc, int root_fd, const char *path, const ch
 	if (fd < 0)
 		return fd;
 	dc->fd = fd;
+	dc->gen = gen;
 	memcpy(dc->path, dir, dlen + 1);
 	return fd;
 }

@@ -27,8 +27,11 @@ int open_beneath_walk(int root_fd, const char *path, int flags);
 
 struct dircache {
 	int fd; /* -1 when empty; never root_fd */
+	unsigned gen; /* dircache_generation when filled */
 	char path[PATH_MAX];
 };
+/* A directory was removed: every cache (all threads) refills. */
+void dircache_invalidate_all(void);
 void dircache_init(struct dircache *dc);
 void dircache_drop(struct dircache *dc);
 /* The directory holding path (borrowed fd, valid until the next call or

@@ -239,8 +239,21 @@ static int hfs_setup(struct hfs *h, const struct fs_options *o, struct buf *err)
 	return 0;
 }
 
+/* Files still open when the mount ends get no release: close them here
+ * (the inodes they hold go with the table). */
+static void hfs_close_open_files(struct hfs *h)
+{
+	while (h->files) {
+		struct hfs_file *f = h->files;
+		h->files = f->next;
+		close(f->fd);
+		free(f);
+	}
+}
+
 static void hfs_teardown(struct hfs *h)
 {
+	hfs_close_open_files(h);
 	if (h->table.slots)
 		hfs_table_destroy(&h->table);
 	if (h->root.fd >= 0)

@@ -16,8 +16,7 @@
  * correct as long as LOCALDIR is changed only through the mount; a change
  * made behind the mount's back (by another program writing LOCALDIR) may not
  * be seen through the mount until the cache times out, and for file data
- * already cached, until the file's pages are evicted. Call fs_invalidate()
- * after writing LOCALDIR directly.
+ * already cached, until the file's pages are evicted.
  *
  * Ownership and permissions: the kernel checks permissions against the
  * backing files' modes (default_permissions); files are created with the
@@ -225,13 +224,6 @@ int fs_run(const struct fs_options *o, struct buf *err);
  * files get ENOTCONN). A call before or during fs_run's setup makes it
  * return right after mounting. */
 void fs_request_exit(void);
-
-/* Drop what the kernel caches for PATH (relative to the backing root):
- * its name, attributes and data pages. For a caller that changed LOCALDIR
- * directly while mounted. Returns 0 (also when the kernel knew nothing of
- * PATH), -ENOTCONN when no mount is being served, or -errno. Thread-safe;
- * not from a FUSE callback (observer/vfile) of the same mount. */
-int fs_invalidate(const char *path);
 
 /* For a flush barrier: report (observer changed()) every file still open
  * with data written since its last report, after having the kernel write

@@ -31,6 +31,7 @@
 
 struct client {
 	const struct sync_options *o;
+	bool state_pending; /* pushes not yet in the state files */
 	struct sync_stats *st;
 	struct buf *err;
 	struct wire w;
@@ -385,14 +386,45 @@ static void file_header(struct enc *e, const struct entry *l, uint64_t size, uin
 	enc_u8(e, kind);
 }
 
+/* A path renamed or deleted since it was scanned: the operation that moved
+ * it was noted after this batch began, so a later batch looks at it again;
+ * for this batch it counts as gone. */
+static bool vanished(int rc)
+{
+	return rc == -ENOENT || rc == -ENOTDIR;
+}
+
+/* Open a local file to send it. A vanished file (see vanished()) returns
+ * its -errno without a message: callers treat it with local_vanished(). */
 static int open_local(struct client *c, const char *path, int *fd)
 {
 	*fd = openat(c->root_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (*fd >= 0)
 		return 0;
 	int rc = -errno;
-	buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, path, strerror(-rc));
+	if (!vanished(rc))
+		buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, path, strerror(-rc));
 	return rc;
+}
+
+static size_t remote_index(const struct client *c, const struct entry *r);
+
+/* l vanished before it could be read: the host's copy goes too (the host
+ * mirrors what is here now), and l leaves the local view (ENTRY_NONE,
+ * compacted away after the batch). */
+static int local_vanished(struct client *c, struct entry *l)
+{
+	struct entry *r = manifest_find(&c->remote, l->path);
+	l->type = ENTRY_NONE;
+	l->flags &= (uint8_t)~ENTRY_UNHASHED;
+	if (!r || !(r->flags & ENTRY_TRACKED) || r->type != ENTRY_FILE)
+		return 0;
+	if (c->handled) {
+		if (c->handled[remote_index(c, r)])
+			return 0;
+		c->handled[remote_index(c, r)] = true;
+	}
+	return send_delete(c, r, false);
 }
 
 static int read_local(struct client *c, int fd, const char *path, uint8_t *p, size_t n,
@@ -418,6 +450,8 @@ static int ensure_hash(struct client *c, struct entry *l)
 		return 0;
 	int fd;
 	int rc = open_local(c, l->path, &fd);
+	if (vanished(rc))
+		return local_vanished(c, l);
 	if (rc)
 		return rc;
 	uint64_t got = 0;
@@ -537,6 +571,8 @@ static int send_whole(struct client *c, struct entry *l)
 		return 0;
 	int fd;
 	int rc = open_local(c, l->path, &fd);
+	if (vanished(rc))
+		return local_vanished(c, l);
 	if (rc)
 		return rc;
 	rc = l->size <= INLINE_MAX ? send_inline(c, l, fd) : send_stream(c, l, fd);
@@ -597,6 +633,8 @@ static int send_delta(struct client *c, struct entry *l, const struct delta_sig 
 {
 	int fd;
 	int rc = open_local(c, l->path, &fd);
+	if (vanished(rc))
+		return local_vanished(c, l);
 	if (rc)
 		return rc;
 	struct enc e;
@@ -663,7 +701,8 @@ static int recv_sig(struct client *c, uint32_t id, struct delta_sig *sig)
 		sig->weak[i] = (uint32_t)w[0] | (uint32_t)w[1] << 8 | (uint32_t)w[2] << 16 |
 			       (uint32_t)w[3] << 24;
 	}
-	dec_fixed(&d, sig->strong, count * strong_len);
+	if (count) /* (an empty old file has no blocks, and no array) */
+		dec_fixed(&d, sig->strong, count * strong_len);
 	return 0;
 }
 
@@ -695,8 +734,9 @@ static int send_deltas(struct client *c, struct entry **v, size_t n)
 			if (rc)
 				break;
 			const struct entry *r = manifest_find(&c->remote, v[i]->path);
-			if (c->fatal) {
-				/* the agent stopped applying: just consume the replies */
+			if (c->fatal || v[i]->type == ENTRY_NONE) {
+				/* the agent stopped applying, or the file vanished
+				 * (handled): just consume the replies */
 			} else if (r && !needs_content(v[i], r)) {
 				rc = needs_attrs(v[i], r) ? send_setattr(c, v[i]) : 0;
 			} else {
@@ -889,6 +929,8 @@ static int plan_and_send(struct client *c)
 				rc = ensure_hash(c, l);
 			if (rc)
 				break;
+			if (l->type == ENTRY_NONE)
+				continue; /* vanished */
 		}
 		if (!needs_content(l, r)) {
 			if (needs_attrs(l, r))
@@ -1129,6 +1171,7 @@ static int open_and_reconcile(struct client *c, struct transport *t)
 	}
 	rc = send_batch(c, t0);
 	progress(c, 0, true);
+	manifest_compact(&c->local); /* files that vanished while sent */
 	if (c->o->dry_run)
 		goto out;
 	if (!rc) {
@@ -1228,10 +1271,21 @@ int sync_session_open(struct transport *t, const struct sync_options *o, struct 
 	return 0;
 }
 
+void sync_session_save(struct sync_session *s)
+{
+	struct client *c = (struct client *)s;
+	if (c && c->state_pending) {
+		save_state(c, true);
+		c->state_pending = false;
+	}
+}
+
 void sync_session_close(struct sync_session *s)
 {
-	if (s)
+	if (s) {
+		sync_session_save(s);
 		client_free((struct client *)s);
+	}
 }
 
 int sync_run(struct transport *t, const struct sync_options *o, struct sync_stats *st,
@@ -1287,6 +1341,33 @@ static int merge_entries(struct manifest *m, struct manifest *from)
 	return rc;
 }
 
+/* Directory PATH (entry e) and everything under it into out; a directory
+ * that vanishes while it is walked adds nothing. */
+static int rescan_dir(struct client *c, const struct scan_options *so, const char *path,
+		      const struct entry *e, struct manifest *out)
+{
+	struct manifest sub;
+	struct scan_stats ss = { 0 };
+	size_t errlen = c->err->len;
+	manifest_init(&sub);
+	int rc = manifest_add(&sub, e);
+	if (!rc)
+		rc = manifest_scan_under(c->root_fd, path, so, true, &sub, &ss, c->err);
+	if (vanished(rc)) {
+		c->err->len = errlen; /* not an error: see vanished() */
+		manifest_free(&sub);
+		return 0;
+	}
+	if (rc) {
+		manifest_free(&sub);
+		return rc;
+	}
+	for (size_t i = 0; i < sub.n && !rc; i++)
+		rc = manifest_add(out, &sub.v[i]);
+	manifest_free(&sub);
+	return rc;
+}
+
 /* The local state of one path, and of everything under it if it is a
  * directory, as a scan would have found it. */
 static int rescan_path(struct client *c, const char *path, struct manifest *out)
@@ -1300,6 +1381,8 @@ static int rescan_path(struct client *c, const char *path, struct manifest *out)
 	struct entry e = { .path = (char *)path };
 	const struct entry *cached = manifest_find(&c->hash_cache, path);
 	int rc = entry_refresh(c->root_fd, &e, cached);
+	if (vanished(rc))
+		rc = 0, e.type = ENTRY_NONE;
 	if (rc || e.type == ENTRY_NONE) {
 		free(e.link);
 		if (rc)
@@ -1312,12 +1395,12 @@ static int rescan_path(struct client *c, const char *path, struct manifest *out)
 		/* Excluded: remote copies under it stop being tracked. */
 		e.flags = ENTRY_IGNORED;
 		rc = manifest_add(out, &e);
+	} else if (rc == 0 && e.type == ENTRY_DIR) {
+		rc = rescan_dir(c, &so, path, &e, out);
 	} else if (rc == 0) {
 		rc = manifest_add(out, &e);
-		if (!rc && e.type == ENTRY_DIR) {
-			struct scan_stats ss = { 0 };
-			rc = manifest_scan_under(c->root_fd, path, &so, true, out, &ss, c->err);
-		}
+	} else if (vanished(rc)) {
+		rc = 0;
 	}
 	free(e.link);
 	return rc;
@@ -1365,6 +1448,7 @@ int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf
 	c->remote = rsub;
 	rc = send_batch(c, t0);
 	lsub = c->local; /* entries gained hashes as they were sent */
+	manifest_compact(&lsub); /* files that vanished while sent */
 	manifest_free(&c->remote);
 	c->local = keep_local;
 	c->remote = keep_remote;
@@ -1380,7 +1464,12 @@ int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf
 			rc = merge_entries(&c->remote, &now);
 	}
 	manifest_free(&lsub);
-	save_state(c, !rc);
+	if (rc) {
+		save_state(c, false); /* the views are in doubt: next time, a full exchange */
+		c->state_pending = false;
+	} else {
+		c->state_pending = true;
+	}
 	explain(c, rc);
 	log_debug("pushed %zu paths in %" PRId64 " ms", n, mono_ms() - t0);
 	return rc;

@@ -60,8 +60,13 @@ int sync_run(struct transport *t, const struct sync_options *o, struct sync_stat
 struct sync_session;
 int sync_session_open(struct transport *t, const struct sync_options *o, struct sync_stats *st,
 		      struct sync_session **out, struct buf *err);
-/* paths: relative to the local root; sorted in place. */
+/* paths: relative to the local root; sorted in place. A successful push
+ * does not write the local state files (manifests, ~100 bytes a file):
+ * sync_session_save does, and sync_session_close. State left unsaved (a
+ * killed process) only makes the next session's exchange a full one. */
 int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf *err);
+/* Write the state of the pushes since the last save, if any. */
+void sync_session_save(struct sync_session *s);
 void sync_session_close(struct sync_session *s);
 
 #endif

@@ -15,6 +15,11 @@
  * keeps its paths for the next attempt; (3) opening a session reconciles the
  * whole tree, so changes noted while offline are caught up too (and only
  * what differs travels).
+ *
+ * The session's state files (LOCALDIR/.hermes/state) are written after a
+ * second without pushes and at stop, not after each push, so a barrier is
+ * released as soon as the agent acknowledges; a process killed before that
+ * makes its next session's exchange a full one, never a wrong one.
  */
 #ifndef HERMES_MIRROR_H
 #define HERMES_MIRROR_H

@@ -50,6 +50,18 @@ rm -rf "$MNT/a"
 flush "delete"
 converged
 
+step "a file held open for writing: the barrier covers what was written"
+exec 4>"$MNT/held.log"
+printf 'line one\n' >&4
+flush "held open"
+[[ $(cat "$DST/held.log") == 'line one' ]] || fail "held-open file not on the host after a flush"
+printf 'line two\n' >&4
+flush "held open, appended"
+[[ $(cat "$DST/held.log") == $'line one\nline two' ]] || fail "append to a held-open file not on the host"
+exec 4>&-
+flush "closed"
+converged
+
 step "git and make inside the mount"
 (
 	cd "$MNT"
@@ -62,6 +74,58 @@ step "git and make inside the mount"
 flush "git and make"
 converged
 [[ ! -e $DST/build ]] || fail "ignored build output was mirrored"
+
+step "git clone, commit, branch switch and gc inside the mount"
+upstream=$work/upstream
+mkdir -p "$upstream/lib"
+for i in 1 2 3 4 5; do
+	printf '#include "util.h"\nint f%d(void) { return util() + %d; }\n' "$i" "$i" >"$upstream/lib/f$i.c"
+done
+printf 'int util(void);\n' >"$upstream/lib/util.h"
+printf 'int util(void) { return 40; }\n' >"$upstream/lib/util.c"
+printf '#include <stdio.h>\nint f1(void);\nint main(void) { printf("%%d\\n", f1()); return 0; }\n' >"$upstream/main.c"
+printf 'OBJ = main.o lib/util.o lib/f1.o lib/f2.o lib/f3.o lib/f4.o lib/f5.o\napp: $(OBJ)\n\t$(CC) -o $@ $(OBJ)\n%%.o: %%.c lib/util.h\n\t$(CC) -c -o $@ $<\nclean:\n\trm -f app $(OBJ)\n' >"$upstream/Makefile"
+printf '*.o\n/app\n' >"$upstream/.gitignore"
+G=(git -c user.email=t@t -c user.name=t)
+(cd "$upstream" && git init -q . && git add -A && "${G[@]}" commit -qm one &&
+	printf '// two\n' >>lib/util.c && "${G[@]}" commit -qam two) || fail "making the upstream repo failed"
+git clone -q "$upstream" "$MNT/clone" || fail "git clone into the mount failed"
+flush "clone"
+converged
+(
+	cd "$MNT/clone"
+	printf 'int util(void) { return 41; }\n' >lib/util.c
+	"${G[@]}" commit -qam three
+	git checkout -q -b old HEAD~2
+	[[ $(cat lib/util.c) == 'int util(void) { return 40; }' ]]
+) || fail "commit or checkout inside the clone failed"
+flush "commit and checkout"
+converged
+(
+	cd "$MNT/clone"
+	git checkout -q -
+	git gc -q --prune=now
+	git fsck --strict --no-progress
+	[[ -z $(git status --porcelain) ]]
+) || fail "git gc/fsck/status inside the mount failed"
+flush "gc"
+converged
+
+step "make inside the mount: build, incremental rebuild, run"
+(
+	cd "$MNT/clone"
+	make -s -j2 app
+	[[ $(./app) == 42 ]] || exit 1
+	# make decides by (nanosecond) mtimes: the changed source rebuilds
+	printf 'int util(void) { return 0; }\n' >lib/util.c
+	make -s app
+	[[ $(./app) == 1 ]] || exit 1
+	[[ -z $(make -q app || echo stale) ]]
+) || fail "make inside the mount failed"
+flush "make"
+converged
+[[ ! -e $DST/clone/app && ! -e $DST/clone/main.o ]] || fail "ignored build outputs were mirrored"
+[[ -e $DST/clone/Makefile && ! -e $DST/clone/.git ]] || fail "the clone is not mirrored as expected"
 
 step "the agent dies; editing goes on; the mirror reconnects"
 pkill -9 -f "[h]ermes-agent --stdio --root $DST" || true
