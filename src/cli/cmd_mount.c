@@ -130,6 +130,11 @@ static int connect_cb(void *ctx, struct transport **t, struct buf *err)
 
 static void on_changed(void *ctx, const char *path) { mirror_changed(ctx, path); }
 
+static void on_written(void *ctx, const char *path, uint64_t off, uint64_t len)
+{
+	mirror_written(ctx, path, off, len);
+}
+
 static void on_renamed(void *ctx, const char *from, const char *to)
 {
 	mirror_changed(ctx, from);
@@ -244,8 +249,8 @@ static int serve(struct mount_args *a, struct connect_spec *cs)
 		.foreground = true,
 		.debug = a->debug,
 		.fuse_opts = a->fuse_opts,
-		.observer = { .changed = on_changed, .removed = on_changed,
-			      .renamed = on_renamed, .ctx = the_mirror },
+		.observer = { .changed = on_changed, .written = on_written,
+			      .removed = on_changed, .renamed = on_renamed, .ctx = the_mirror },
 		.vfiles = vfiles,
 		.nvfiles = sizeof(vfiles) / sizeof(vfiles[0]),
 		.vops = &vops,

@@ -87,7 +87,7 @@ static struct hfs_file *hfs_file_new(struct hfs *h, int fd, struct hfs_inode *in
 		return NULL;
 	f->fd = fd;
 	f->inode = in;
-	atomic_init(&f->dirty, false);
+	pthread_mutex_init(&f->lock, NULL);
 	hfs_inode_ref(h, in);
 	pthread_mutex_lock(&h->files_lock);
 	f->next = h->files;
@@ -110,54 +110,127 @@ static void hfs_file_free(struct hfs *h, struct hfs_file *f)
 	pthread_mutex_unlock(&h->files_lock);
 	close(f->fd);
 	hfs_inode_unref(h, f->inode, 1);
+	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
 
-/* Data reached the backing file through f. It is reported when the file
- * is flushed (close), fsynced or released, not now: a report sends the
- * sync to read the file, and a file still being written would be read and
- * sent again and again (measured: ~58 times per GiB written). */
-static void hfs_file_written(struct hfs_file *f)
+/* Bytes [off, off + len) reached the backing file through f. They are
+ * reported when the file is flushed (close), fsynced or released, not now:
+ * a report sends the sync to read the file, and a file still being written
+ * would be read and sent again and again (measured: ~58 times per GiB
+ * written). One bounding range per handle: the sync sends the blocks it
+ * covers, and an editor's or a build's writes are mostly contiguous. */
+static void hfs_file_wrote(struct hfs_file *f, uint64_t off, uint64_t len)
 {
-	if (!atomic_load_explicit(&f->dirty, memory_order_relaxed))
-		atomic_store(&f->dirty, true);
+	uint64_t end = off + len < off ? UINT64_MAX : off + len;
+
+	pthread_mutex_lock(&f->lock);
+	struct hfs_dirt *d = &f->dirt;
+	if (d->lo == d->hi) {
+		d->lo = off;
+		d->hi = end;
+	} else if (len) {
+		d->lo = off < d->lo ? off : d->lo;
+		d->hi = end > d->hi ? end : d->hi;
+	}
+	d->dirty = true;
+	pthread_mutex_unlock(&f->lock);
 }
 
-void hfs_file_mark_dirty(struct fuse_file_info *fi)
+/* A change that is not a plain write (truncate, fallocate, a new file):
+ * the sync looks at the whole file. Reported as hfs_file_wrote's are. */
+static void hfs_file_whole(struct hfs_file *f)
 {
-	hfs_file_written(hfs_fh(fi));
+	pthread_mutex_lock(&f->lock);
+	f->dirt.dirty = f->dirt.whole = true;
+	pthread_mutex_unlock(&f->lock);
+}
+
+void hfs_file_mark_times(struct fuse_file_info *fi)
+{
+	struct hfs_file *f = hfs_fh(fi);
+
+	pthread_mutex_lock(&f->lock);
+	f->dirt.dirty = true;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* What f changed since its last report; f starts afresh. */
+static struct hfs_dirt hfs_file_take(struct hfs_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	struct hfs_dirt d = f->dirt;
+	memset(&f->dirt, 0, sizeof(f->dirt));
+	pthread_mutex_unlock(&f->lock);
+	return d;
+}
+
+static bool hfs_file_dirty(struct hfs_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	bool dirty = f->dirt.dirty;
+	pthread_mutex_unlock(&f->lock);
+	return dirty;
+}
+
+struct hfs_report {
+	struct hfs_inode *in;    /* holds a reference */
+	struct hfs_dirt dirt;
+};
+
+/* The open files that are dirty (all == false) or all of them, a reference
+ * to each inode taken, their dirt taken too when take is set. Taken under
+ * files_lock; acted on outside it: a write-back is served by other
+ * workers, which may need the lock to release files meanwhile. A failed
+ * allocation leaves the rest to be reported at their close. */
+static size_t hfs_collect(struct hfs *h, bool take, struct hfs_report **out)
+{
+	struct hfs_report *v = NULL;
+	size_t n = 0, cap = 0;
+
+	pthread_mutex_lock(&h->files_lock);
+	for (struct hfs_file *f = h->files; f; f = f->next) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct hfs_report *nv = realloc(v, ncap * sizeof(*nv));
+			if (!nv)
+				break;
+			v = nv;
+			cap = ncap;
+		}
+		if (take)
+			v[n].dirt = hfs_file_take(f);
+		else
+			v[n].dirt.dirty = hfs_file_dirty(f);
+		if (!v[n].dirt.dirty)
+			continue;
+		hfs_inode_ref(h, f->inode);
+		v[n++].in = f->inode;
+	}
+	pthread_mutex_unlock(&h->files_lock);
+	*out = v;
+	return n;
 }
 
 void hfs_report_open_files(struct hfs *h)
 {
-	struct hfs_inode **v = NULL;
-	size_t n = 0, cap = 0;
+	struct hfs_report *v;
+	size_t n;
 
-	/* Take the dirty ones (a reference each) under the lock; write back
-	 * and report outside it: the write-back is served by other workers,
-	 * which may need the lock to release files meanwhile. */
-	pthread_mutex_lock(&h->files_lock);
-	for (struct hfs_file *f = h->files; f; f = f->next) {
-		if (!atomic_load(&f->dirty))
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct hfs_inode **nv = realloc(v, ncap * sizeof(*nv));
-			if (!nv)
-				break; /* the rest are reported at their close */
-			v = nv;
-			cap = ncap;
+	/* First the kernel writes back what it caches of the dirty files, so
+	 * the byte ranges taken next include those writes. */
+	if (atomic_load_explicit(&h->writeback, memory_order_relaxed)) {
+		n = hfs_collect(h, false, &v);
+		for (size_t i = 0; i < n; i++) {
+			fuse_lowlevel_notify_inval_inode(h->se, hfs_id(h, v[i].in), 0, 0);
+			hfs_inode_unref(h, v[i].in, 1);
 		}
-		atomic_store(&f->dirty, false);
-		hfs_inode_ref(h, f->inode);
-		v[n++] = f->inode;
+		free(v);
 	}
-	pthread_mutex_unlock(&h->files_lock);
+	n = hfs_collect(h, true, &v);
 	for (size_t i = 0; i < n; i++) {
-		if (atomic_load_explicit(&h->writeback, memory_order_relaxed))
-			fuse_lowlevel_notify_inval_inode(h->se, hfs_id(h, v[i]), 0, 0);
-		hfs_notify_inode(h, v[i]);
-		hfs_inode_unref(h, v[i], 1);
+		hfs_notify_dirt(h, v[i].in, &v[i].dirt);
+		hfs_inode_unref(h, v[i].in, 1);
 	}
 	free(v);
 }
@@ -165,8 +238,10 @@ void hfs_report_open_files(struct hfs *h)
 /* Report f's writes since the last report, if any. */
 static void hfs_file_report(struct hfs *h, struct hfs_file *f)
 {
-	if (atomic_exchange(&f->dirty, false))
-		hfs_notify_inode(h, f->inode);
+	struct hfs_dirt d = hfs_file_take(f);
+
+	if (d.dirty)
+		hfs_notify_dirt(h, f->inode, &d);
 }
 
 void hfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -198,7 +273,7 @@ void hfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* Truncated: reported at close, with what is written meanwhile (a
 	 * report now would send the empty file, then the new content). */
 	if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY)
-		hfs_file_written(f);
+		hfs_file_whole(f);
 	if (fuse_reply_open(req, fi))
 		hfs_file_free(h, f);
 }
@@ -253,7 +328,7 @@ void hfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->fh = (uintptr_t)f;
 	/* Reported at close, written or not: an editor's temp file is
 	 * usually renamed over its target right after, in the same batch. */
-	hfs_file_written(f);
+	hfs_file_whole(f);
 	if (fuse_reply_create(req, &e, fi)) {
 		hfs_file_free(h, f);
 		hfs_inode_unref(h, in, 1);
@@ -296,7 +371,11 @@ void hfs_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_err(req, (int)-n);
 		return;
 	}
-	hfs_file_written(f);
+	/* A backing file opened O_APPEND (no writeback cache) takes writes at
+	 * its own end, whatever off says: count everything from off on. */
+	bool append = (fi->flags & O_APPEND) &&
+		      !atomic_load_explicit(&hfs_of(req)->writeback, memory_order_relaxed);
+	hfs_file_wrote(f, (uint64_t)off, append ? UINT64_MAX : (uint64_t)n);
 	fuse_reply_write(req, (size_t)n);
 }
 
@@ -359,7 +438,7 @@ void hfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		fuse_reply_err(req, errno);
 		return;
 	}
-	hfs_file_written(f);
+	hfs_file_whole(f);
 	fuse_reply_err(req, 0);
 }
 
@@ -379,7 +458,7 @@ void hfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, errno);
 		return;
 	}
-	hfs_file_written(out);
+	hfs_file_whole(out);
 	fuse_reply_write(req, (size_t)n);
 }
 

@@ -55,6 +55,16 @@
  *    munmap+close, or the kernel's writeback), and are reported at the
  *    release that follows. A file held open and written but never closed
  *    nor fsynced is not reported until it is.
+ *  - written: instead of changed() for a handle whose only changes were
+ *    write()s (the kernel's writeback of cached pages, mmap'ed ones too,
+ *    comes through write() as well): the bounding byte range [off, off+len)
+ *    of what was written through that handle since its last report, at the
+ *    same moments (close, fsync, release, fs_report_open_files). len 0: only
+ *    the times changed; len reaching UINT64_MAX: from off to wherever the
+ *    file ends (O_APPEND writes without the writeback cache). A handle
+ *    opened with O_TRUNC or made by create(), or that saw a fallocate or a
+ *    copy_file_range, reports changed() instead (ftruncate is reported at
+ *    once, as changed()). With written NULL, changed() is called.
  *  - A path with several hard links is reported under one of its names.
  *  - RENAME_EXCHANGE is reported as changed(a) and changed(b) (both may be
  *    directories: their whole subtrees moved).
@@ -67,6 +77,7 @@
  */
 struct fs_observer {
 	void (*changed)(void *ctx, const char *path);            /* created, written, truncated, chmod/utimens, symlink, mkdir, link */
+	void (*written)(void *ctx, const char *path, uint64_t off, uint64_t len); /* bytes written through a handle */
 	void (*removed)(void *ctx, const char *path);            /* unlink, rmdir */
 	void (*renamed)(void *ctx, const char *from, const char *to);
 	void *ctx;
@@ -225,7 +236,7 @@ int fs_run(const struct fs_options *o, struct buf *err);
  * return right after mounting. */
 void fs_request_exit(void);
 
-/* For a flush barrier: report (observer changed()) every file still open
+/* For a flush barrier: report (observer changed() or written()) every file still open
  * with data written since its last report, after having the kernel write
  * back what its cache holds of them. So a barrier taken after this covers
  * files an editor or a build keeps open. Thread-safe; a no-op when no mount

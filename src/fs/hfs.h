@@ -81,10 +81,19 @@ struct hfs {
 	struct hfs_file *files;  /* open real files; protected by files_lock */
 };
 
+/* What a handle changed since its last report: nothing, a byte range
+ * (bounding, [lo, hi); lo == hi: only times), or the whole file. */
+struct hfs_dirt {
+	bool dirty;
+	bool whole;
+	uint64_t lo, hi;
+};
+
 /* A handle on a real file: fi->fh. */
 struct hfs_file {
 	int fd;
-	atomic_bool dirty;       /* written since open or since the last notify */
+	pthread_mutex_t lock;    /* guards dirt: writes come from several workers */
+	struct hfs_dirt dirt;
 	struct hfs_inode *inode; /* holds a reference */
 	struct hfs_file *prev, *next; /* hfs.files; protected by hfs.files_lock */
 };
@@ -141,6 +150,8 @@ extern const struct fuse_lowlevel_ops hfs_ops;
 /* notify.c */
 void hfs_notify_changed(struct hfs *h, struct hfs_inode *dir, const char *name);
 void hfs_notify_inode(struct hfs *h, struct hfs_inode *in);
+/* Report what a handle changed: written(range) or changed() (see fs.h). */
+void hfs_notify_dirt(struct hfs *h, struct hfs_inode *in, const struct hfs_dirt *d);
 void hfs_notify_removed(struct hfs *h, struct hfs_inode *dir, const char *name);
 void hfs_notify_renamed(struct hfs *h, struct hfs_inode *odir, const char *oname,
 			struct hfs_inode *ndir, const char *nname);
@@ -231,9 +242,9 @@ void hfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			 size_t len, int flags);
 void hfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	       struct fuse_file_info *fi);
-/* Note a change to the real file open as fi, reported with its writes (at
- * flush, fsync or release). */
-void hfs_file_mark_dirty(struct fuse_file_info *fi);
+/* Note that the times of the real file open as fi changed (no bytes),
+ * reported with its writes (at flush, fsync or release). */
+void hfs_file_mark_times(struct fuse_file_info *fi);
 /* fs_report_open_files for h. */
 void hfs_report_open_files(struct hfs *h);
 

@@ -129,6 +129,22 @@ void hfs_notify_inode(struct hfs *h, struct hfs_inode *in)
 		hfs_call_changed(h, path);
 }
 
+void hfs_notify_dirt(struct hfs *h, struct hfs_inode *in, const struct hfs_dirt *d)
+{
+	char path[PATH_MAX];
+
+	if (d->whole || !h->obs.written) {
+		hfs_notify_inode(h, in);
+		return;
+	}
+	if (hfs_relpath(h, in, path, sizeof(path)) || hfs_hidden(path))
+		return;
+	if (h->debug)
+		fuse_log(FUSE_LOG_DEBUG, "hermes: written %s [%llu, %llu)\n", path,
+			 (unsigned long long)d->lo, (unsigned long long)d->hi);
+	h->obs.written(h->obs.ctx, path, d->lo, d->hi - d->lo);
+}
+
 void hfs_notify_removed(struct hfs *h, struct hfs_inode *dir, const char *name)
 {
 	char path[PATH_MAX];

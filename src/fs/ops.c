@@ -244,7 +244,7 @@ static void hfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	 * times of writes: reported with those writes, at close. */
 	if (fi && !(valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
 			     FUSE_SET_ATTR_SIZE)))
-		hfs_file_mark_dirty(fi);
+		hfs_file_mark_times(fi);
 	else
 		hfs_notify_inode(h, in);
 	hfs_reply_stat(req, in);

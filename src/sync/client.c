@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "delta.h"
+#include "hints.h"
 #include "log.h"
 #include "manifest.h"
 #include "path.h"
@@ -26,6 +27,9 @@
 #define IO_CHUNK (1u << 20)
 #define DELTA_THRESHOLD 1024u /* smaller files go whole: a signature costs more */
 #define SIG_BATCH 64
+/* Block length of deltas built from byte-range hints: one page, the unit of
+ * the mount's writeback, so a one-byte edit costs about one block. */
+#define HINT_BLOCK 4096u
 #define HASHCACHE_FILE "hashcache"
 #define PROGRESS_MIN_BYTES (8u << 20)
 
@@ -48,6 +52,7 @@ struct client {
 	unsigned errors;
 	bool fatal;
 	struct buf fatal_msg;
+	const struct hints *hints; /* byte ranges known changed, during a push */
 	char **retry; /* paths whose delta did not verify */
 	size_t nretry;
 	uint32_t next_id;
@@ -721,6 +726,7 @@ static int send_deltas(struct client *c, struct entry **v, size_t n)
 			wire_begin(&c->w, &e);
 			enc_str(&e, v[i]->path);
 			rc = wire_end(&c->w, &e, MSG_SIGREQ, c->next_id + (uint32_t)(i - start));
+			c->st->sig_requests++;
 		}
 		if (!rc)
 			rc = wire_flush(&c->w);
@@ -748,6 +754,143 @@ static int send_deltas(struct client *c, struct entry **v, size_t n)
 		if (rc)
 			return rc;
 	}
+	return 0;
+}
+
+/* --- deltas from byte-range hints (no signature) ---------------------------- */
+
+static int send_copy(struct client *c, uint64_t first, uint64_t count)
+{
+	if (!count)
+		return 0;
+	struct enc e;
+	wire_begin(&c->w, &e);
+	enc_uvar(&e, first);
+	enc_uvar(&e, count);
+	return wire_end(&c->w, &e, MSG_COPY, 0);
+}
+
+/* Bytes [off, end) of the local file as DATA frames; *sent counts them. A
+ * file that shrank meanwhile sends less: the agent's check then fails and
+ * asks for the file whole. */
+static int send_range(struct client *c, const struct entry *l, int fd, uint64_t off,
+		      uint64_t end, uint64_t *sent)
+{
+	int rc = 0;
+	while (!rc && off < end) {
+		size_t want = end - off < DATA_CHUNK ? (size_t)(end - off) : DATA_CHUNK, got = 0;
+		rc = read_local(c, fd, l->path, c->io, want, off, &got);
+		if (rc || got == 0)
+			break;
+		struct enc e;
+		wire_begin(&c->w, &e);
+		enc_fixed(&e, c->io, got);
+		rc = wire_end(&c->w, &e, MSG_DATA, 0);
+		off += got;
+		*sent += got;
+	}
+	return rc;
+}
+
+/* The agent holds l's path as we last sent it, old_size bytes; the bytes
+ * that changed since lie in hr (sorted, disjoint) or past old_size. Blocks
+ * of HINT_BLOCK bytes that are whole on both sides and touch no range are
+ * copied from the agent's copy; the rest travel. */
+static int send_hinted_ops(struct client *c, const struct entry *l, uint64_t old_size,
+			   const struct hint_range *hr, size_t nhr, int fd, uint64_t *sent)
+{
+	uint64_t full = (old_size < l->size ? old_size : l->size) / HINT_BLOCK;
+	uint64_t pos = 0; /* blocks before pos are dealt with */
+	int rc = 0;
+	for (size_t i = 0; i < nhr && !rc; i++) {
+		if (!hr[i].len)
+			continue;
+		uint64_t first = hr[i].off / HINT_BLOCK;
+		uint64_t end = (hr[i].off + hr[i].len - 1) / HINT_BLOCK + 1;
+		if (first >= full)
+			break; /* in the tail, sent below */
+		if (end > full)
+			end = full;
+		if (first < pos)
+			first = pos; /* a block shared with the previous range */
+		if (first >= end)
+			continue;
+		rc = send_copy(c, pos, first - pos);
+		if (!rc)
+			rc = send_range(c, l, fd, first * HINT_BLOCK, end * HINT_BLOCK, sent);
+		pos = end;
+	}
+	if (!rc)
+		rc = send_copy(c, pos, full - pos);
+	if (!rc)
+		rc = send_range(c, l, fd, full * HINT_BLOCK, l->size, sent);
+	return rc;
+}
+
+/* The ranges to trust for l, or NULL for the usual way: a file at least
+ * DELTA_THRESHOLD bytes, the agent's copy at the same path one we sent (and
+ * not bigger: writes never shrink a file), and ranges for it. */
+static const struct hint_range *hint_for(const struct client *c, const struct entry *l,
+					 const struct entry *r, size_t *n)
+{
+	if (!c->hints || c->o->dry_run || l->type != ENTRY_FILE || !r ||
+	    r->type != ENTRY_FILE || !(r->flags & ENTRY_TRACKED) ||
+	    l->size < DELTA_THRESHOLD || l->size < r->size)
+		return NULL;
+	return hints_get(c->hints, l->path, n);
+}
+
+/* Send l from its hinted ranges. The file is read once whole for its hash
+ * (the agent checks the rebuilt file against it), then the changed blocks
+ * again, from the page cache. */
+static int send_hinted(struct client *c, struct entry *l, const struct entry *r,
+		       const struct hint_range *hr, size_t nhr)
+{
+	int fd;
+	int rc = open_local(c, l->path, &fd);
+	if (vanished(rc))
+		return local_vanished(c, l);
+	if (rc)
+		return rc;
+	uint64_t size = 0;
+	rc = hash_fd(fd, l->hash, &size);
+	if (rc) {
+		buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, l->path, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	if (size != l->size) { /* changed since the scan: describe what we read */
+		l->size = size;
+		l->flags |= ENTRY_RACY;
+	}
+	l->flags &= (uint8_t)~ENTRY_UNHASHED;
+	if (!needs_content(l, r)) { /* only times, or written back as it was */
+		close(fd);
+		return needs_attrs(l, r) ? send_setattr(c, l) : 0;
+	}
+	struct enc e;
+	wire_begin(&c->w, &e);
+	file_header(&e, l, l->size, FILE_DELTA);
+	enc_uvar(&e, HINT_BLOCK);
+	rc = wire_end(&c->w, &e, MSG_FILE, 0);
+	uint64_t sent = 0;
+	if (!rc)
+		rc = send_hinted_ops(c, l, r->size, hr, nhr, fd, &sent);
+	close(fd);
+	if (!rc)
+		rc = send_fend(c, l);
+	if (rc) {
+		if (!c->err->len)
+			buf_printf(c->err, "cannot send %s/%s: %s", c->o->local_dir, l->path,
+				   strerror(-rc));
+		return rc;
+	}
+	c->st->files_sent++;
+	c->st->delta_files++;
+	c->st->hinted_files++;
+	c->st->literal_bytes += sent;
+	c->st->matched_bytes += l->size > sent ? l->size - sent : 0;
+	progress(c, l->size, false);
 	return 0;
 }
 
@@ -919,6 +1062,14 @@ static int plan_and_send(struct client *c)
 		struct entry *l = &c->local.v[i], *r = remote_for(c, l);
 		if (is_ignored(l) || l->type == ENTRY_DIR)
 			continue;
+		size_t nhr;
+		const struct hint_range *hr = hint_for(c, l, r, &nhr);
+		if (hr) {
+			rc = send_hinted(c, l, r, hr, nhr);
+			if (!rc)
+				rc = drain(c);
+			continue;
+		}
 		if (l->flags & ENTRY_UNHASHED) {
 			bool same_size = r && r->type == ENTRY_FILE && r->size == l->size;
 			if (same_size && l->size >= DELTA_THRESHOLD && !c->o->dry_run) {
@@ -1006,7 +1157,11 @@ static int resend_retries(struct client *c)
 		struct entry *l = manifest_find(&c->local, paths[i]);
 		if (!rc && l && l->type == ENTRY_FILE) {
 			rc = entry_refresh(c->root_fd, l, NULL);
-			if (!rc && l->type == ENTRY_FILE)
+			/* Gone meanwhile (renamed away): the host still holds
+			 * its old copy, which must go too. */
+			if (!rc && l->type == ENTRY_NONE)
+				rc = local_vanished(c, l);
+			else if (!rc && l->type == ENTRY_FILE)
 				rc = send_whole(c, l);
 		}
 		free(paths[i]);
@@ -1413,6 +1568,12 @@ static int cmp_str(const void *a, const void *b)
 
 int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf *err)
 {
+	return sync_session_push_hinted(s, paths, n, NULL, err);
+}
+
+int sync_session_push_hinted(struct sync_session *s, char **paths, size_t n,
+			     const struct hints *hints, struct buf *err)
+{
 	struct client *c = (struct client *)s;
 	c->err = err;
 	qsort(paths, n, sizeof(*paths), cmp_str);
@@ -1446,7 +1607,9 @@ int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf
 	keep_remote = c->remote;
 	c->local = lsub;
 	c->remote = rsub;
+	c->hints = hints;
 	rc = send_batch(c, t0);
+	c->hints = NULL;
 	lsub = c->local; /* entries gained hashes as they were sent */
 	manifest_compact(&lsub); /* files that vanished while sent */
 	manifest_free(&c->remote);

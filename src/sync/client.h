@@ -6,6 +6,8 @@
  *   generation, or everything) -> plan -> SIGREQ batches for delta candidates
  *   -> one pipelined stream of changes -> COMMIT -> COMMITTED -> resend, whole,
  *   files whose delta did not verify -> save state.
+ * A push with byte-range hints (sync_session_push_hinted) skips the SIGREQ
+ * for hinted files: their deltas are built from the ranges alone.
  * The client keeps its state in LOCALDIR/.hermes/state/: a stat->hash cache
  * of the local tree, and per destination the manifest the agent holds as of
  * its last acknowledged generation, which makes the next exchange
@@ -20,6 +22,7 @@
 
 #include "buf.h"
 
+struct hints;
 struct transport;
 
 struct sync_options {
@@ -42,6 +45,8 @@ struct sync_stats {
 	uint64_t matched_bytes; /* file bytes rebuilt from the remote copy */
 	uint64_t bytes_sent;    /* on the wire, after compression */
 	uint64_t bytes_recv;
+	uint64_t sig_requests;  /* signatures asked of the agent (delta round trips) */
+	uint64_t hinted_files;  /* files sent from byte-range hints, without a signature */
 	bool incremental;       /* the agent answered with drift only */
 };
 
@@ -65,6 +70,14 @@ int sync_session_open(struct transport *t, const struct sync_options *o, struct 
  * sync_session_save does, and sync_session_close. State left unsaved (a
  * killed process) only makes the next session's exchange a full one. */
 int sync_session_push(struct sync_session *s, char **paths, size_t n, struct buf *err);
+/* The same, with what the mount knows of which bytes changed (hints.h): a
+ * file with ranges in hints, which the agent holds at the same path as we
+ * last sent it, goes as a delta of the blocks those ranges touch (and the
+ * grown tail), with no signature round trip; the agent verifies the result
+ * against the file's hash, and a mismatch is resent whole. Anything else
+ * takes the push's usual way. hints may be NULL. */
+int sync_session_push_hinted(struct sync_session *s, char **paths, size_t n,
+			     const struct hints *hints, struct buf *err);
 /* Write the state of the pushes since the last save, if any. */
 void sync_session_save(struct sync_session *s);
 void sync_session_close(struct sync_session *s);

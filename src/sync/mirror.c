@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hints.h"
 #include "log.h"
 #include "transport.h"
 
@@ -36,6 +37,7 @@ struct mirror {
 	/* protected by mu: */
 	char **dirty;
 	size_t ndirty, cap;
+	struct hints hints; /* byte ranges of the paths in dirty */
 	uint64_t noted;   /* changes noted so far */
 	uint64_t synced;  /* every change numbered <= synced is on the host */
 	uint64_t generation;
@@ -94,14 +96,32 @@ static void keep_paths(struct mirror *m, char **paths, size_t n)
 	m->ndirty += n;
 }
 
-void mirror_changed(struct mirror *m, const char *path)
+/* mu held. */
+static void note_path(struct mirror *m, char *copy)
 {
-	char *copy = strdup(path);
-	pthread_mutex_lock(&m->mu);
 	m->noted++;
 	if (copy)
 		keep_paths(m, &copy, 1);
 	pthread_cond_signal(&m->wake);
+}
+
+void mirror_changed(struct mirror *m, const char *path)
+{
+	char *copy = strdup(path);
+	pthread_mutex_lock(&m->mu);
+	/* Whole from now on: a truncate or a rename after a write (or before
+	 * it) is not a range. Without memory, no hint, which means whole. */
+	hints_whole(&m->hints, path);
+	note_path(m, copy);
+	pthread_mutex_unlock(&m->mu);
+}
+
+void mirror_written(struct mirror *m, const char *path, uint64_t off, uint64_t len)
+{
+	char *copy = strdup(path);
+	pthread_mutex_lock(&m->mu);
+	hints_add(&m->hints, path, off, len);
+	note_path(m, copy);
 	pthread_mutex_unlock(&m->mu);
 }
 
@@ -137,6 +157,7 @@ static int connect_session(struct mirror *m)
 	for (size_t i = 0; i < m->ndirty; i++)
 		free(m->dirty[i]);
 	m->ndirty = 0;
+	hints_free(&m->hints);
 	m->state = M_CONNECTING;
 	pthread_mutex_unlock(&m->mu);
 
@@ -156,6 +177,7 @@ static int connect_session(struct mirror *m)
 	m->totals.literal_bytes += m->st.literal_bytes;
 	m->totals.bytes_sent += m->st.bytes_sent;
 	m->totals.bytes_recv += m->st.bytes_recv;
+	m->totals.sig_requests += m->st.sig_requests;
 	m->state = M_IDLE;
 	buf_reset(&m->last_error);
 	pthread_cond_broadcast(&m->moved);
@@ -171,15 +193,18 @@ static int push_batch(struct mirror *m)
 	char **paths = m->dirty;
 	size_t n = m->ndirty;
 	uint64_t covered = m->noted;
+	struct hints hints = m->hints;
+	hints_init(&m->hints);
 	m->dirty = NULL;
 	m->ndirty = m->cap = 0;
 	m->state = M_SYNCING;
 	pthread_mutex_unlock(&m->mu);
 
 	struct buf err = BUF_INIT;
-	uint64_t sent0 = m->st.files_sent, lit0 = m->st.literal_bytes;
-	uint64_t out0 = m->st.bytes_sent, in0 = m->st.bytes_recv;
-	int rc = sync_session_push(m->session, paths, n, &err);
+	struct sync_stats st0 = m->st;
+	/* On failure the hints go: the reconnect reconciles the whole tree. */
+	int rc = sync_session_push_hinted(m->session, paths, n, &hints, &err);
+	hints_free(&hints);
 	pthread_mutex_lock(&m->mu);
 	if (rc) {
 		keep_paths(m, paths, n); /* invariant 2 */
@@ -192,10 +217,12 @@ static int push_batch(struct mirror *m)
 			free(paths[i]);
 		free(paths);
 		m->synced = covered;
-		m->totals.files_sent += m->st.files_sent - sent0;
-		m->totals.literal_bytes += m->st.literal_bytes - lit0;
-		m->totals.bytes_sent += m->st.bytes_sent - out0;
-		m->totals.bytes_recv += m->st.bytes_recv - in0;
+		m->totals.files_sent += m->st.files_sent - st0.files_sent;
+		m->totals.literal_bytes += m->st.literal_bytes - st0.literal_bytes;
+		m->totals.bytes_sent += m->st.bytes_sent - st0.bytes_sent;
+		m->totals.bytes_recv += m->st.bytes_recv - st0.bytes_recv;
+		m->totals.sig_requests += m->st.sig_requests - st0.sig_requests;
+		m->totals.hinted_files += m->st.hinted_files - st0.hinted_files;
 		m->state = M_IDLE;
 		m->save_due = true;
 	}
@@ -311,10 +338,13 @@ void mirror_status(struct mirror *m, struct buf *out)
 		   "bytes sent: %" PRIu64 "\n"
 		   "wire bytes out: %" PRIu64 "\n"
 		   "wire bytes in: %" PRIu64 "\n"
+		   "signature requests: %" PRIu64 "\n"
+		   "range pushes: %" PRIu64 "\n"
 		   "last error: %.*s\n",
 		   state_names[m->state], m->cfg.dest, m->ndirty, m->noted, m->synced,
 		   m->totals.files_sent, m->totals.literal_bytes,
 		   m->totals.bytes_sent, m->totals.bytes_recv,
+		   m->totals.sig_requests, m->totals.hinted_files,
 		   m->last_error.len ? (int)m->last_error.len : 4,
 		   m->last_error.len ? (const char *)m->last_error.data : "none");
 	pthread_mutex_unlock(&m->mu);
@@ -339,6 +369,7 @@ int mirror_stop(struct mirror *m, int timeout_ms)
 	for (size_t i = 0; i < m->ndirty; i++)
 		free(m->dirty[i]);
 	free(m->dirty);
+	hints_free(&m->hints);
 	buf_free(&m->last_error);
 	pthread_mutex_destroy(&m->mu);
 	pthread_cond_destroy(&m->wake);

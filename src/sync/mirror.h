@@ -1,10 +1,12 @@
 /* mirror: keeps a destination in step with a local tree, continuously.
  *
  * Whoever watches the tree (the FUSE layer) reports changed paths with
- * mirror_changed(); it only appends to a list, so a writer never waits on
+ * mirror_changed(), or the byte ranges written to a file with
+ * mirror_written(); both only append to a list, so a writer never waits on
  * the network. A background thread pushes them in batches over one sync
  * session, coalescing bursts (a save that writes, renames and chmods is one
- * batch).
+ * batch); a file known only by its written ranges travels as those blocks,
+ * without a signature round trip (hints.h).
  *
  *   CONNECTING --(session open: full reconcile)--> IDLE <--> SYNCING
  *        ^                                           |         |
@@ -43,9 +45,15 @@ struct mirror;
 
 /* Starts the background thread, which connects on its own. */
 int mirror_start(const struct mirror_config *cfg, struct mirror **out);
-/* Note a changed path (relative to the local root). Thread-safe, never blocks
- * on the network. */
+/* Note a changed path (relative to the local root): anything about it may
+ * have changed (also after a mirror_written of it, until the next push).
+ * Thread-safe, never blocks on the network. */
 void mirror_changed(struct mirror *m, const char *path);
+/* Note that bytes [off, off + len) of file path were written (len 0: only
+ * its times changed), and nothing else about it, unless mirror_changed says
+ * so too: the push then sends those blocks without asking the host for a
+ * signature of the file (see hints.h). Thread-safe, never blocks. */
+void mirror_written(struct mirror *m, const char *path, uint64_t off, uint64_t len);
 /* Wait until every change noted before this call is on the host, at most
  * timeout_ms. Returns the generation reached (>= 0), or -ETIMEDOUT. */
 int64_t mirror_flush(struct mirror *m, int timeout_ms);

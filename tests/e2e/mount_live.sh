@@ -62,6 +62,66 @@ exec 4>&-
 flush "closed"
 converged
 
+# Dirty tracking by byte range: writes through a handle are reported as the
+# range they covered, and the mirror sends those blocks with no signature
+# round trip (counters in .hermes/sync).
+counter() { awk -F': ' -v k="$1" '$1 == k { print $2 }' "$MNT/.hermes/sync"; }
+poke() { printf '%s' "$2" | dd of="$MNT/$1" bs=1 seek="$3" conv=notrunc status=none; }
+same_file() { cmp "$LOCAL/$1" "$DST/$1" || fail "$1 differs on the host: $2"; }
+step "one byte edited in the middle of a 20 MB file: the range travels, not the file"
+head -c $((20 << 20)) /dev/urandom >"$MNT/big.bin"
+flush "20 MB file"
+same_file big.bin "after creation"
+w0=$(counter 'wire bytes out') i0=$(counter 'wire bytes in')
+s0=$(counter 'signature requests') r0=$(counter 'range pushes')
+poke big.bin Z $((10 << 20 | 123))
+flush "one byte"
+same_file big.bin "after a one-byte edit"
+w1=$(counter 'wire bytes out') i1=$(counter 'wire bytes in')
+s1=$(counter 'signature requests') r1=$(counter 'range pushes')
+echo "one-byte edit of a 20 MB file: wire bytes $((w1 - w0)) out, $((i1 - i0)) in; $((s1 - s0)) signature requests"
+((w1 - w0 < 16384)) || fail "a one-byte edit cost $((w1 - w0)) wire bytes (limit 16384)"
+((i1 - i0 < 4096)) || fail "a one-byte edit received $((i1 - i0)) wire bytes (a signature?)"
+((s1 == s0)) || fail "a one-byte edit asked for $((s1 - s0)) signatures"
+((r1 > r0)) || fail "the one-byte edit was not pushed as a range (range pushes: $r0, then $r1)"
+
+step "byte ranges: concurrent writers, write then truncate, truncate then write, renames"
+for k in 1 2 3 4; do
+	(for j in $(seq 20); do poke big.bin "w$k.$j" $(((k << 20) + j * 8192)); done) &
+done
+wait
+flush "concurrent writers"
+same_file big.bin "after concurrent writers"
+poke big.bin A $((15 << 20)) && truncate -s $((12 << 20)) "$MNT/big.bin"
+flush "write, truncate"
+same_file big.bin "after a write then a truncate"
+truncate -s $((11 << 20)) "$MNT/big.bin" && poke big.bin B $((1 << 20))
+poke big.bin C $((13 << 20)) # past the end: the file grows
+flush "truncate, write"
+same_file big.bin "after a truncate then writes"
+exec 5<>"$MNT/big.bin"
+printf 'head' >&5
+mv "$MNT/big.bin" "$MNT/big2.bin"
+printf 'more' >&5
+exec 5>&-
+flush "written, renamed, closed"
+same_file big2.bin "written while renamed"
+exec 5<>"$MNT/big2.bin"
+printf 'one' >&5
+flush "held open"
+mv "$MNT/big2.bin" "$MNT/big3.bin"
+flush "renamed"
+printf 'two' >&5
+exec 5>&-
+flush "renamed, then closed"
+same_file big3.bin "written across a rename"
+for old in big.bin big2.bin; do
+	[[ ! -e $DST/$old ]] || fail "$old, renamed away, is still on the host"
+done
+rm "$MNT/big3.bin"
+flush "big file removed"
+converged
+
 step "git and make inside the mount"
 (
 	cd "$MNT"

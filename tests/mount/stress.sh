@@ -100,16 +100,16 @@ for id in 1 2 3 4; do
 done
 grep -q '^state: idle' "$MNT/.hermes/sync" || fail ".hermes/sync: $(cat "$MNT/.hermes/sync")"
 grep -q '^last error: none' "$MNT/.hermes/sync" || fail "the mirror hit an error: $(cat "$MNT/.hermes/sync")"
-# Sessions that failed and reconnected (each costs a full reconcile): a
-# few are tolerated (a rename the host could not apply), a stream of them
-# means batches disagree with the host (e.g. stale directory handles in the
-# agent, which made 100+ of them in 10 s).
+# Sessions that failed and reconnected (each costs a full reconcile): some
+# are tolerated (a rename of a file the host no longer tracks under that
+# name: 0-25 in 20 s on a loaded 2-core machine), a stream of them means
+# batches disagree with the host (e.g. stale directory handles in the agent,
+# which made 100+ of them in 10 s).
 restarts=$(grep -c 'interrupted' "$LOCAL/.hermes/mount.log" || true)
-echo "  sync sessions restarted: $restarts"
-((restarts <= 20)) || {
-	sort "$LOCAL/.hermes/mount.log" | uniq -c | sort -rn | head -n 5
-	fail "$restarts sync sessions failed during the stress"
-}
+echo "  sync sessions restarted: $restarts; why, most frequent first:"
+grep 'interrupted' "$LOCAL/.hermes/mount.log" | sed 's/[0-9]\{1,\}/N/g' | sort | uniq -c |
+	sort -rn | head -n 5 || true
+((restarts <= 60)) || fail "$restarts sync sessions failed during the stress"
 "$HERMES" umount "$MNT" || fail "hermes umount failed"
 
 daemon_log_clean "$LOCAL"
