@@ -78,65 +78,70 @@ echo "  initial mirror of the tree: $t s"
 cleanup_add "fusermount3 -u '$SMNT' 2>/dev/null || true"
 sshfs -F "$SSHD_SSH_CONFIG" "127.0.0.1:$SSRC" "$SMNT" || die "sshfs mount failed"
 
+# The targets are measured in turn within each run (native, hermes, sshfs,
+# then again), not one after the other: this disk's speed drifts over a
+# minute, and a ratio must compare measurements taken under the same drift.
+TARGETS=(native hermes sshfs)
+target_path() { # target_path TARGET REL: where REL lives for TARGET
+	case $1 in
+	native) echo "$NATIVE/$2" ;;
+	hermes) echo "$MNT/$2" ;;
+	sshfs) echo "$SMNT/$2" ;;
+	esac
+}
+# record ARRAY TARGET VALUE: append VALUE to the list ARRAY[TARGET] (space-separated)
+record() { local -n arr=$1; arr[$2]="${arr[$2]:-}${arr[$2]:+ }$3"; }
+median_of() { tr ' ' '\n' <<<"$1" | median; }
+
 # ------------------------------------------------------------- seq write ---
 step "seq write: $MIB MiB x $RUNS"
-declare -A W_S R_S
-for target in native hermes sshfs; do
-	case $target in
-	native) f=$NATIVE/seq.bin ;;
-	hermes) f=$MNT/seq.bin ;;
-	sshfs) f=$SMNT/seq.bin ;;
-	esac
-	ts=()
-	for _ in $(seq "$RUNS"); do
+declare -A W_ALL R_ALL C_ALL H_ALL W_S R_S SC SW
+for _ in $(seq "$RUNS"); do
+	for target in "${TARGETS[@]}"; do
+		f=$(target_path "$target" seq.bin)
 		rm -f "$f"
+		[[ $target != hermes ]] || cat "$MNT/.hermes/flush" >/dev/null
 		drop_caches
-		ts+=("$("$W/seqio" write "$f" "$MIB")")
+		record W_ALL "$target" "$("$W/seqio" write "$f" "$MIB")"
 		# the mirror sends the file in the background: let it finish
 		# before the next measurement, and report how long it took
 		[[ $target != hermes ]] || echo "  hermes: on the host $(timed_s cat "$MNT/.hermes/flush") s later"
 	done
-	W_S[$target]=$(printf '%s\n' "${ts[@]}" | median)
-	echo "  $target: ${ts[*]} s"
+done
+for target in "${TARGETS[@]}"; do
+	W_S[$target]=$(median_of "${W_ALL[$target]}")
+	echo "  $target: ${W_ALL[$target]} s"
 done
 
 # -------------------------------------------------------------- seq read ---
 step "seq read (cold): $MIB MiB x $RUNS"
-for target in native hermes sshfs; do
-	case $target in
-	native) f=$NATIVE/seq.bin ;;
-	hermes) f=$MNT/seq.bin ;;
-	sshfs) f=$SMNT/seq.bin ;;
-	esac
-	ts=()
-	for _ in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
+	for target in "${TARGETS[@]}"; do
 		drop_caches
-		ts+=("$("$W/seqio" read "$f")")
+		record R_ALL "$target" "$("$W/seqio" read "$(target_path "$target" seq.bin)")"
 	done
-	R_S[$target]=$(printf '%s\n' "${ts[@]}" | median)
-	echo "  $target: ${ts[*]} s"
+done
+for target in "${TARGETS[@]}"; do
+	R_S[$target]=$(median_of "${R_ALL[$target]}")
+	echo "  $target: ${R_ALL[$target]} s"
 done
 rm -f "$NATIVE/seq.bin" "$MNT/seq.bin" "$SMNT/seq.bin"
 cat "$MNT/.hermes/flush" >/dev/null
 
 # ------------------------------------------------------------------ stat ---
 step "stat of $nfiles files, cold and warm, x $RUNS"
-declare -A SC SW
-for target in native hermes sshfs; do
-	case $target in
-	native) d=$NATIVE/inc ;;
-	hermes) d=$MNT/inc ;;
-	sshfs) d=$SMNT/inc ;;
-	esac
-	cold=() warm=()
-	for _ in $(seq "$RUNS"); do
+for _ in $(seq "$RUNS"); do
+	for target in "${TARGETS[@]}"; do
+		d=$(target_path "$target" inc)
 		drop_caches
-		cold+=("$(timed_s stat_all "$d")")
-		warm+=("$(timed_s stat_all "$d")")
+		record C_ALL "$target" "$(timed_s stat_all "$d")"
+		record H_ALL "$target" "$(timed_s stat_all "$d")"
 	done
-	SC[$target]=$(printf '%s\n' "${cold[@]}" | median)
-	SW[$target]=$(printf '%s\n' "${warm[@]}" | median)
-	echo "  $target: cold ${cold[*]} s, warm ${warm[*]} s"
+done
+for target in "${TARGETS[@]}"; do
+	SC[$target]=$(median_of "${C_ALL[$target]}")
+	SW[$target]=$(median_of "${H_ALL[$target]}")
+	echo "  $target: cold ${C_ALL[$target]} s, warm ${H_ALL[$target]} s"
 done
 
 # ------------------------------------------------------------------ save ---
