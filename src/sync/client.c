@@ -447,6 +447,24 @@ static int read_local(struct client *c, int fd, const char *path, uint8_t *p, si
 	return 0;
 }
 
+/* Hash l's open file fd into l: the entry then describes what was read
+ * (a size that changed since the scan marks it racy). */
+static int hash_entry_fd(struct client *c, struct entry *l, int fd)
+{
+	uint64_t got = 0;
+	int rc = hash_fd(fd, l->hash, &got);
+	if (rc) {
+		buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, l->path, strerror(-rc));
+		return rc;
+	}
+	if (got != l->size) {
+		l->size = got;
+		l->flags |= ENTRY_RACY;
+	}
+	l->flags &= (uint8_t)~ENTRY_UNHASHED;
+	return 0;
+}
+
 /* The scan leaves files it had no cached hash for unhashed; hash one when a
  * decision needs it (is it the same as the remote copy? a renamed file?). */
 static int ensure_hash(struct client *c, struct entry *l)
@@ -459,19 +477,9 @@ static int ensure_hash(struct client *c, struct entry *l)
 		return local_vanished(c, l);
 	if (rc)
 		return rc;
-	uint64_t got = 0;
-	rc = hash_fd(fd, l->hash, &got);
+	rc = hash_entry_fd(c, l, fd);
 	close(fd);
-	if (rc) {
-		buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, l->path, strerror(-rc));
-		return rc;
-	}
-	if (got != l->size) { /* changed since the scan: describe what we read */
-		l->size = got;
-		l->flags |= ENTRY_RACY;
-	}
-	l->flags &= (uint8_t)~ENTRY_UNHASHED;
-	return 0;
+	return rc;
 }
 
 /* Record the hash of what was actually sent: it becomes the entry's. */
@@ -852,18 +860,11 @@ static int send_hinted(struct client *c, struct entry *l, const struct entry *r,
 		return local_vanished(c, l);
 	if (rc)
 		return rc;
-	uint64_t size = 0;
-	rc = hash_fd(fd, l->hash, &size);
+	rc = hash_entry_fd(c, l, fd);
 	if (rc) {
-		buf_printf(c->err, "cannot read %s/%s: %s", c->o->local_dir, l->path, strerror(-rc));
 		close(fd);
 		return rc;
 	}
-	if (size != l->size) { /* changed since the scan: describe what we read */
-		l->size = size;
-		l->flags |= ENTRY_RACY;
-	}
-	l->flags &= (uint8_t)~ENTRY_UNHASHED;
 	if (!needs_content(l, r)) { /* only times, or written back as it was */
 		close(fd);
 		return needs_attrs(l, r) ? send_setattr(c, l) : 0;
