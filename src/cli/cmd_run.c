@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "fdio.h"
+#include "jobclient.h"
 #include "log.h"
 
 #define EXIT_TIMED_OUT 124  /* as timeout(1) */
@@ -66,25 +67,6 @@ static int read_small(const char *path, struct buf *out, int oflags)
 	if (!rc)
 		out->len--;
 	return rc;
-}
-
-/* The value of "key: value" in a status text, or NULL; into val[n]. */
-static const char *status_field(const struct buf *status, const char *key, char *val, size_t n)
-{
-	size_t klen = strlen(key);
-	const char *p = (const char *)status->data;
-	while (p && *p) {
-		if (!strncmp(p, key, klen) && p[klen] == ':' && p[klen + 1] == ' ') {
-			const char *v = p + klen + 2;
-			size_t len = strcspn(v, "\n");
-			snprintf(val, n, "%.*s", (int)len, v);
-			return val;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return NULL;
 }
 
 /* ------------------------------------------------------------ hermes run --- */
@@ -213,16 +195,16 @@ static void *wait_signal(void *arg)
 
 static int exit_code_of(const struct buf *status)
 {
-	char state[32] = "", code[32] = "", message[512] = "";
-	status_field(status, "state", state, sizeof(state));
-	status_field(status, "message", message, sizeof(message));
-	if (!strcmp(state, "exited"))
-		return status_field(status, "exit_code", code, sizeof(code)) ? atoi(code) : 1;
-	if (message[0])
-		log_error("%s", message);
-	if (!strcmp(state, "timed-out"))
+	struct jobinfo ji;
+	if (jobinfo_parse((const char *)status->data, &ji))
+		return EXIT_NOT_STARTED;
+	if (ji.state == JOB_EXITED)
+		return ji.exit_code;
+	if (ji.message[0])
+		log_error("%s", ji.message);
+	if (ji.state == JOB_TIMED_OUT)
 		return EXIT_TIMED_OUT;
-	if (!strcmp(state, "cancelled"))
+	if (ji.state == JOB_CANCELLED)
 		return EXIT_CANCELLED;
 	return EXIT_NOT_STARTED;
 }
@@ -422,16 +404,17 @@ int cmd_logs(int argc, char **argv)
 		return 1;
 	if (a.follow) {
 		struct buf status = BUF_INIT;
-		char idtext[32];
+		struct jobinfo ji = { 0 };
 		job_file(vdir, &a, "status", path, sizeof(path));
 		rc = read_small(path, &status, 0);
-		const char *id = rc ? NULL : status_field(&status, "id", idtext, sizeof(idtext));
+		if (!rc)
+			jobinfo_parse((const char *)status.data, &ji);
 		buf_free(&status);
-		if (!id) {
+		if (!ji.id) {
 			log_error("%s: no such job", path);
 			return 1;
 		}
-		follow(vdir, strtoull(id, NULL, 10), false);
+		follow(vdir, ji.id, false);
 		return 0;
 	}
 	/* A snapshot: O_NONBLOCK reads end at what has arrived so far. */

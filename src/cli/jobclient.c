@@ -99,9 +99,52 @@ static enum job_state state_from_name(const char *s)
 	return JOB_FAILED;
 }
 
+/* Copy src into dst[n], cut to fit (fields are for people to read). */
 static void copy_field(char *dst, size_t n, const char *src)
 {
-	snprintf(dst, n, "%s", src);
+	size_t len = strnlen(src, n - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+int jobinfo_parse(const char *text, struct jobinfo *ji)
+{
+	bool any = false;
+	memset(ji, 0, sizeof(*ji));
+	ji->state = JOB_FAILED;
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		const char *sep = memchr(line, ':', len);
+		if (sep && sep + 1 < line + len && sep[1] == ' ') {
+			char key[16], v[1024];
+			snprintf(key, sizeof(key), "%.*s", (int)(sep - line), line);
+			snprintf(v, sizeof(v), "%.*s", (int)(line + len - sep - 2), sep + 2);
+			any = true;
+			if (!strcmp(key, "id"))
+				ji->id = strtoull(v, NULL, 10);
+			else if (!strcmp(key, "state"))
+				ji->state = state_from_name(v);
+			else if (!strcmp(key, "exit_code"))
+				ji->exit_code = atoi(v);
+			else if (!strcmp(key, "duration"))
+				ji->duration_s = atof(v);
+			else if (!strcmp(key, "started"))
+				ji->started = (time_t)atoll(v);
+			else if (!strcmp(key, "output"))
+				ji->output_truncated = true;
+			else if (!strcmp(key, "image"))
+				copy_field(ji->image, sizeof(ji->image), v);
+			else if (!strcmp(key, "gpus"))
+				copy_field(ji->gpus, sizeof(ji->gpus), strcmp(v, "none") ? v : "");
+			else if (!strcmp(key, "command"))
+				copy_field(ji->command, sizeof(ji->command), v);
+			else if (!strcmp(key, "message"))
+				copy_field(ji->message, sizeof(ji->message), v);
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return any ? 0 : -EINVAL;
 }
 
 /* Read back a status file written by save_status (a job of an earlier mount). */
@@ -109,49 +152,22 @@ static int load_status(struct jobclient *jc, uint64_t id, struct jobinfo *ji)
 {
 	char path[PATH_MAX];
 	struct buf text = BUF_INIT;
-	memset(ji, 0, sizeof(*ji));
-	ji->id = id;
-	ji->state = JOB_FAILED;
 	jobclient_path(jc, id, "status", path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
+		memset(ji, 0, sizeof(*ji));
+		ji->state = JOB_FAILED;
 		copy_field(ji->message, sizeof(ji->message), "the mount ended while this job ran");
-		return 0;
-	}
-	int rc = fd_read_all(fd, &text, 1 << 16);
-	close(fd);
-	if (rc || buf_append(&text, "", 1)) {
+	} else {
+		int rc = fd_read_all(fd, &text, 1 << 16);
+		close(fd);
+		if (rc || buf_append(&text, "", 1) || jobinfo_parse((const char *)text.data, ji)) {
+			buf_free(&text);
+			return -EIO;
+		}
 		buf_free(&text);
-		return -EIO;
 	}
-	char *save = NULL;
-	for (char *line = strtok_r((char *)text.data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		char *v = strstr(line, ": ");
-		if (!v)
-			continue;
-		*v = '\0';
-		v += 2;
-		if (!strcmp(line, "state"))
-			ji->state = state_from_name(v);
-		else if (!strcmp(line, "exit_code"))
-			ji->exit_code = atoi(v);
-		else if (!strcmp(line, "duration"))
-			ji->duration_s = atof(v);
-		else if (!strcmp(line, "started"))
-			ji->started = (time_t)atoll(v);
-		else if (!strcmp(line, "output"))
-			ji->output_truncated = true;
-		else if (!strcmp(line, "image"))
-			copy_field(ji->image, sizeof(ji->image), v);
-		else if (!strcmp(line, "gpus"))
-			copy_field(ji->gpus, sizeof(ji->gpus), strcmp(v, "none") ? v : "");
-		else if (!strcmp(line, "command"))
-			copy_field(ji->command, sizeof(ji->command), v);
-		else if (!strcmp(line, "message"))
-			copy_field(ji->message, sizeof(ji->message), v);
-	}
-	buf_free(&text);
+	ji->id = id;
 	return 0;
 }
 

@@ -64,8 +64,10 @@ int jobclient_info(struct jobclient *jc, uint64_t id, struct jobinfo *out);
 size_t jobclient_list(struct jobclient *jc, uint64_t *ids, size_t max);
 /* Path of one of a job's files ("stdout", "stderr", "command", "status"). */
 void jobclient_path(struct jobclient *jc, uint64_t id, const char *file, char *out, size_t n);
-/* Status as text ("key: value" lines) into out. */
+/* Status as text ("key: value" lines) into out, and back (0, or -EINVAL
+ * when text holds no such line). */
 void jobinfo_format(const struct jobinfo *ji, struct buf *out);
+int jobinfo_parse(const char *text, struct jobinfo *ji);
 
 static inline bool job_state_final(enum job_state s)
 {
